@@ -1,0 +1,106 @@
+"""paperkit: the thin common layer of the papers packages.
+
+Seeds and devices, run directories, atomic writes, safe checkpoints, progress bars, the results/bench report
+contract and a uniform command line. No models and no training loops live here.
+
+Importing paperkit is cheap: torch, matplotlib, tqdm and jsonschema are imported only when a function needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("paperkit")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+_EXPORTS = {
+    "app": ["App", "RunArgs", "option", "read_config_file"],
+    "atomic": ["atomic_open", "atomic_path", "write_bytes", "write_text", "write_json", "append_line"],
+    "checkpoint": [
+        "Checkpoint",
+        "save_checkpoint",
+        "load_checkpoint",
+        "latest_checkpoint",
+        "load_state_dict",
+        "capture_rng",
+        "restore_rng",
+    ],
+    "errors": ["InputError", "SchemaError", "UnsafeCheckpointError"],
+    "plotting": ["plot_lines", "plot_bars"],
+    "progress": ["progress", "progress_enabled"],
+    "report": [
+        "Paper",
+        "Baseline",
+        "Claim",
+        "claim",
+        "Results",
+        "Anchor",
+        "Measurement",
+        "Bench",
+        "machine_info",
+        "validate",
+        "write_results",
+        "write_bench",
+        "load_results",
+        "load_bench",
+    ],
+    "rundir": ["RunDir", "read_jsonl", "to_jsonable"],
+    "seeding": ["seed_everything", "pick_device"],
+    "summary": ["write_report"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["__version__", *sorted(_WHERE)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paperkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"paperkit.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from paperkit.app import App, RunArgs, option, read_config_file
+    from paperkit.atomic import append_line, atomic_open, atomic_path, write_bytes, write_json, write_text
+    from paperkit.checkpoint import (
+        Checkpoint,
+        capture_rng,
+        latest_checkpoint,
+        load_checkpoint,
+        load_state_dict,
+        restore_rng,
+        save_checkpoint,
+    )
+    from paperkit.errors import InputError, SchemaError, UnsafeCheckpointError
+    from paperkit.plotting import plot_bars, plot_lines
+    from paperkit.progress import progress, progress_enabled
+    from paperkit.report import (
+        Anchor,
+        Baseline,
+        Bench,
+        Claim,
+        Measurement,
+        Paper,
+        Results,
+        claim,
+        load_bench,
+        load_results,
+        machine_info,
+        validate,
+        write_bench,
+        write_results,
+    )
+    from paperkit.rundir import RunDir, read_jsonl, to_jsonable
+    from paperkit.seeding import pick_device, seed_everything
+    from paperkit.summary import write_report

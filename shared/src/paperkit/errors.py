@@ -1,0 +1,19 @@
+"""Errors that describe bad input to the user instead of failing deep inside a library."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input from the user: a file, line, field or flag that cannot be used.
+
+    The message names where the problem is (``path:line``, ``field``, ``--flag``) and what was expected.
+    Command lines built with :class:`paperkit.App` print it without a traceback and exit with status 2.
+    """
+
+
+class SchemaError(InputError):
+    """A results or benchmark document does not follow the JSON Schema shipped with paperkit."""
+
+
+class UnsafeCheckpointError(InputError):
+    """A weights file would need arbitrary (unsafe) unpickling to load, or is corrupt."""

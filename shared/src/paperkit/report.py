@@ -1,0 +1,376 @@
+"""The report contract: what every ``reproduce`` run and benchmark writes, and how it is checked.
+
+``results.json`` lists *claims*. A claim's ``holds`` is never typed in: :func:`claim` computes it from the measured
+number and a rule (a target, a baseline plus a margin, or a baseline times a factor), and records the rule as text.
+``bench.json`` records a side-by-side measurement against an anchor with the ratio ``ours / anchor``. Both are
+validated against the JSON Schemas in ``paperkit/schemas`` before they are written and when they are read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from paperkit import atomic
+from paperkit.errors import InputError, SchemaError
+
+Mode = Literal["quick", "full"]
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper a package implements. ``arxiv`` is an id such as ``"2205.13401"`` (or ``None``)."""
+
+    title: str
+    arxiv: str | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The method a claim is compared against, measured in the same run."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checked statement. Build it with :func:`claim`, which computes ``holds`` and ``rule``."""
+
+    id: str
+    statement: str
+    metric: str
+    higher_is_better: bool
+    ours: float | bool | None
+    baseline: Baseline | None
+    paper_value: float | None
+    holds: bool
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "statement": self.statement,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "ours": self.ours,
+            "baseline": None
+            if self.baseline is None
+            else {"name": self.baseline.name, "value": self.baseline.value},
+            "paper_value": self.paper_value,
+            "holds": self.holds,
+            "rule": self.rule,
+        }
+
+
+def claim(
+    id: str,
+    statement: str,
+    *,
+    metric: str,
+    ours: float | bool,
+    higher_is_better: bool = True,
+    target: float | None = None,
+    baseline: Baseline | None = None,
+    margin: float = 0.0,
+    factor: float | None = None,
+    paper_value: float | None = None,
+) -> Claim:
+    """Build a claim whose ``holds`` follows from the measurement by a stated rule.
+
+    With ``higher_is_better`` the rule requires every given condition (mirrored when lower is better):
+
+    - ``target``: ``ours >= target``;
+    - ``baseline`` without ``factor``: ``ours >= baseline.value + margin``;
+    - ``baseline`` with ``factor``: ``ours >= factor * baseline.value`` (lower is better:
+      ``factor * ours <= baseline.value``, i.e. ``factor`` times smaller).
+
+    A boolean ``ours`` is its own rule (a yes/no property measured by the code); a non-finite ``ours`` is stored as
+    ``null`` and never holds.
+    """
+    if isinstance(ours, bool):
+        if target is not None or baseline is not None or factor is not None:
+            raise ValueError(f"claim {id!r}: a boolean measurement takes no target, baseline or factor")
+        return Claim(id, statement, metric, higher_is_better, ours, None, paper_value, ours, "ours is true")
+    if target is None and baseline is None:
+        raise ValueError(f"claim {id!r}: give a target, a baseline, or both, so that 'holds' can be computed")
+    if factor is not None and baseline is None:
+        raise ValueError(f"claim {id!r}: factor compares against a baseline; none was given")
+    value = float(ours)
+    finite = math.isfinite(value)
+    ge = ">=" if higher_is_better else "<="
+    checks: list[tuple[bool, str]] = []
+    if target is not None:
+        checks.append((value >= target if higher_is_better else value <= target, f"ours {ge} {target:g}"))
+    if baseline is not None and factor is not None:
+        if higher_is_better:
+            checks.append((value >= factor * baseline.value, f"ours >= {factor:g} x {baseline.name}"))
+        else:
+            checks.append((factor * value <= baseline.value, f"{factor:g} x ours <= {baseline.name}"))
+    elif baseline is not None:
+        sign = "+" if higher_is_better else "-"
+        bound = baseline.value + margin if higher_is_better else baseline.value - margin
+        checks.append(
+            (
+                value >= bound if higher_is_better else value <= bound,
+                f"ours {ge} {baseline.name} {sign} {margin:g}",
+            )
+        )
+    holds = finite and all(ok for ok, _ in checks)
+    rule = " and ".join(text for _, text in checks)
+    return Claim(
+        id, statement, metric, higher_is_better, value if finite else None, baseline, paper_value, holds, rule
+    )
+
+
+@dataclass
+class Results:
+    """The content of ``results.json``."""
+
+    package: str
+    version: str
+    paper: Paper
+    mode: Mode
+    config: dict[str, Any]
+    seconds: float
+    claims: list[Claim]
+    figures: list[str] = field(default_factory=list)
+
+    @property
+    def all_hold(self) -> bool:
+        return all(c.holds for c in self.claims)
+
+    def to_dict(self) -> dict[str, Any]:
+        from paperkit.rundir import to_jsonable
+
+        return {
+            "package": self.package,
+            "version": self.version,
+            "paper": {"title": self.paper.title, "arxiv": self.paper.arxiv},
+            "mode": self.mode,
+            "config": to_jsonable(self.config),
+            "seconds": round(float(self.seconds), 3),
+            "claims": [c.to_dict() for c in self.claims],
+            "figures": list(self.figures),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "results.json") -> Results:
+        validate(data, "results", source=source)
+        claims = [
+            Claim(
+                id=c["id"],
+                statement=c["statement"],
+                metric=c["metric"],
+                higher_is_better=c["higher_is_better"],
+                ours=c["ours"],
+                baseline=None if c["baseline"] is None else Baseline(**c["baseline"]),
+                paper_value=c["paper_value"],
+                holds=c["holds"],
+                rule=c.get("rule", ""),
+            )
+            for c in data["claims"]
+        ]
+        paper = Paper(**data["paper"])
+        return cls(
+            data["package"],
+            data["version"],
+            paper,
+            data["mode"],
+            data["config"],
+            data["seconds"],
+            claims,
+            data["figures"],
+        )
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The library or method users would otherwise pick, with its installed version."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One side-by-side measurement; ``ratio`` is ``ours / anchor_value``."""
+
+    workload: str
+    metric: str
+    unit: str
+    ours: float
+    anchor_value: float
+    higher_is_better: bool
+    anchor: Anchor | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.anchor_value if self.anchor_value else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"anchor": _anchor_dict(self.anchor)} if self.anchor else {}
+        data.update(
+            workload=self.workload,
+            metric=self.metric,
+            unit=self.unit,
+            ours=float(self.ours),
+            anchor_value=float(self.anchor_value),
+            ratio=float(self.ratio),
+            higher_is_better=self.higher_is_better,
+        )
+        return data
+
+
+@dataclass
+class Bench:
+    """The content of ``bench.json``: a headline measurement and optional further ``rows`` (sizes, settings)."""
+
+    package: str
+    anchor: Anchor
+    headline: Measurement
+    machine: dict[str, Any]
+    rows: list[Measurement] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        headline = self.headline.to_dict()
+        headline.pop("anchor", None)
+        data = {
+            "package": self.package,
+            "anchor": _anchor_dict(self.anchor),
+            **headline,
+            "machine": self.machine,
+        }
+        if self.rows:
+            data["rows"] = [row.to_dict() for row in self.rows]
+        return data
+
+
+def _anchor_dict(anchor: Anchor | None) -> dict[str, str] | None:
+    return None if anchor is None else {"name": anchor.name, "version": anchor.version}
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """CPU model, logical cores, torch version and the device a measurement ran on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    name = str(device)
+    if name.startswith("cuda") and torch.cuda.is_available():
+        name = f"{name} ({torch.cuda.get_device_name(torch.device(name))})"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {"cpu": cpu, "cores": cores, "torch": torch.__version__, "device": name}
+
+
+@cache
+def schema(kind: Literal["results", "bench"]) -> dict[str, Any]:
+    """The JSON Schema shipped with paperkit for ``results.json`` or ``bench.json``."""
+    text = resources.files("paperkit").joinpath("schemas", f"{kind}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def validate(data: Any, kind: Literal["results", "bench"], *, source: str | None = None) -> None:
+    """Check ``data`` against the schema; :class:`SchemaError` names the source and every offending field."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema(kind))
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        where = source or f"{kind}.json"
+        lines = [f"{where}: {_field(e.absolute_path)}: {e.message}" for e in errors]
+        raise SchemaError("\n".join(lines))
+
+
+def _field(path: Any) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def write_results(results: Results, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Validate, then atomically write ``results.json`` and ``results.md`` into ``out_dir``."""
+    data = results.to_dict()
+    validate(data, "results", source=str(Path(out_dir) / "results.json"))
+    json_path = atomic.write_json(Path(out_dir) / "results.json", data)
+    md_path = atomic.write_text(Path(out_dir) / "results.md", results_markdown(results))
+    return json_path, md_path
+
+
+def write_bench(bench: Bench, out_dir: str | os.PathLike[str]) -> Path:
+    """Validate, then atomically write ``bench.json`` into ``out_dir``."""
+    data = bench.to_dict()
+    validate(data, "bench", source=str(Path(out_dir) / "bench.json"))
+    return atomic.write_json(Path(out_dir) / "bench.json", data)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise InputError(f"{path}: no such file") from err
+    except json.JSONDecodeError as err:
+        raise SchemaError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+
+
+def load_results(path: str | os.PathLike[str]) -> Results:
+    """Read and validate a ``results.json``."""
+    return Results.from_dict(_read_json(Path(path)), source=str(path))
+
+
+def load_bench(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a ``bench.json`` (returned as its JSON object)."""
+    data = _read_json(Path(path))
+    validate(data, "bench", source=str(path))
+    return data
+
+
+def fmt(value: Any) -> str:
+    """Format a number for a Markdown table: 4 significant digits, ``—`` for none, yes/no for booleans."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def results_markdown(results: Results) -> str:
+    """``results.md``: the same content as ``results.json`` as a Markdown table."""
+    arxiv = (
+        f" ([arXiv:{results.paper.arxiv}](https://arxiv.org/abs/{results.paper.arxiv}))"
+        if results.paper.arxiv
+        else ""
+    )
+    lines = [
+        f"# {results.package} {results.version}: reproduction ({results.mode})",
+        "",
+        f"Paper: {results.paper.title}{arxiv}. Run time: {results.seconds:.1f} s.",
+        "",
+        "| claim | statement | metric | paper | ours | baseline | rule | holds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in results.claims:
+        base = "—" if c.baseline is None else f"{c.baseline.name}: {fmt(c.baseline.value)}"
+        lines.append(
+            f"| {c.id} | {c.statement} | {c.metric} | {fmt(c.paper_value)} | {fmt(c.ours)} | {base} | {c.rule} | {fmt(c.holds)} |"
+        )
+    if results.figures:
+        lines += ["", "Figures: " + ", ".join(f"[{name}]({name})" for name in results.figures)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,113 @@
+"""Run directories: where a run writes its resolved config, its metrics log, checkpoints and results.
+
+Layout of a run directory::
+
+    config.json        the resolved configuration (defaults < config file < flags), written first
+    metrics.jsonl      one JSON object per logged step
+    checkpoints/       see :mod:`paperkit.checkpoint`
+    results.json/.md   see :mod:`paperkit.report`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from paperkit import atomic
+
+
+def to_jsonable(config: Any) -> Any:
+    """A dataclass, mapping or sequence as plain JSON values (paths become strings, tuples lists)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: to_jsonable(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, Mapping):
+        return {str(k): to_jsonable(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in config]
+    if isinstance(config, os.PathLike):
+        return os.fspath(config)
+    if hasattr(config, "item") and getattr(config, "ndim", None) == 0:
+        return config.item()
+    return config
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSON-lines log. Lines torn by a crash are skipped with a warning naming the file and line."""
+    records = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{number}: skipping a torn or malformed log line", stacklevel=2)
+    return records
+
+
+class RunDir:
+    """One run's output directory.
+
+    Args:
+        root: the directory (created if needed).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    def path(self, name: str) -> Path:
+        """A file inside the run directory."""
+        return self.root / name
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoint directory of this run."""
+        return self.root / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    def write_config(self, config: Any) -> Path:
+        """Write the resolved configuration (dataclass or mapping) to ``config.json`` atomically."""
+        return atomic.write_json(self.root / "config.json", to_jsonable(config))
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads((self.root / "config.json").read_text(encoding="utf-8"))
+
+    def log(self, step: int, **metrics: float) -> dict[str, Any]:
+        """Append ``{"step": step, "time": unix_seconds, **metrics}`` to ``metrics.jsonl``; returns the record.
+
+        Non-finite floats are written as ``null`` so that the log stays valid JSON.
+        """
+        values = {k: to_jsonable(v) for k, v in metrics.items()}
+        values = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+        record = {"step": int(step), "time": round(time.time(), 3), **values}
+        atomic.append_line(self.metrics_path, json.dumps(record, allow_nan=False))
+        return record
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every logged record, in order (empty when nothing was logged)."""
+        return read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop records logged after ``after_step`` (used when resuming from an earlier checkpoint)."""
+        kept = [r for r in self.metrics() if r.get("step", 0) <= after_step]
+        atomic.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic.write_json(self.root / name, to_jsonable(obj))
+
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic.write_text(self.root / name, text)
