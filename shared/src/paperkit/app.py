@@ -99,6 +99,7 @@ def _options(args_type: type) -> list[_Option]:
         if not f.init:
             continue
         kind, optional = _strip_optional(hints[f.name])
+        _check_kind(kind)
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -112,6 +113,21 @@ def _options(args_type: type) -> list[_Option]:
             )
         )
     return found
+
+
+def _check_kind(tp: Any) -> None:
+    """Raise ``TypeError`` for a field type that neither flags nor config files can give a value of."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            raise TypeError(f"unsupported option type {tp}; use tuple[T, ...] or list[T]")
+        _check_kind(args[0])
+        return
+    if tp not in (bool, int, float, str, Path):
+        raise TypeError(f"unsupported option type {tp} for a command-line option")
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -155,6 +171,11 @@ def coerce(value: Any, tp: Any, optional: bool = False) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, str):
             return value

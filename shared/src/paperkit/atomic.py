@@ -40,6 +40,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}{TMP_MARKER}", suffix=target.suffix, dir=target.parent
     )
+    # mkstemp creates owner-only files; keep the mode of the file being replaced, else the usual 0644.
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, target.stat().st_mode & 0o777 if target.exists() else 0o644)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
