@@ -408,3 +408,21 @@ def test_machine_info_is_valid_for_bench() -> None:
 )
 def test_fmt(value: Any, text: str) -> None:
     assert fmt(value) == text
+
+
+def test_markdown_rows_keep_their_columns_when_text_holds_pipes(tmp_path: Path) -> None:
+    c = claim(
+        "dev",
+        "rows: max |sum - 1|\nsmall",
+        metric="max |sum - 1|",
+        ours=1e-7,
+        higher_is_better=False,
+        target=1e-5,
+    )
+    results = paperkit.Results("urpe", "0.1.0", paperkit.Paper("T", None), "quick", {}, 1.0, [c])
+    _, md = paperkit.write_results(results, tmp_path)
+    row = next(line for line in md.read_text().splitlines() if line.startswith("| dev "))
+    header = next(line for line in md.read_text().splitlines() if line.startswith("| claim "))
+    unescaped = row.replace("\\|", "")
+    assert unescaped.count("|") == header.count("|")
+    assert "max \\|sum - 1\\| small" in row

@@ -348,7 +348,12 @@ def fmt(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return cell(str(value))
+
+
+def cell(text: str) -> str:
+    """Text made safe for one Markdown table cell: pipes escaped, line breaks folded."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def results_markdown(results: Results) -> str:
@@ -367,9 +372,10 @@ def results_markdown(results: Results) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in results.claims:
-        base = "—" if c.baseline is None else f"{c.baseline.name}: {fmt(c.baseline.value)}"
+        base = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
         lines.append(
-            f"| {c.id} | {c.statement} | {c.metric} | {fmt(c.paper_value)} | {fmt(c.ours)} | {base} | {c.rule} | {fmt(c.holds)} |"
+            f"| {c.id} | {cell(c.statement)} | {cell(c.metric)} | {fmt(c.paper_value)} | {fmt(c.ours)} | {base} | {cell(c.rule)} "
+            f"| {fmt(c.holds)} |"
         )
     if results.figures:
         lines += ["", "Figures: " + ", ".join(f"[{name}]({name})" for name in results.figures)]

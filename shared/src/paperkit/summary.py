@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from paperkit import atomic
-from paperkit.report import Results, fmt, load_bench, load_results
+from paperkit.report import Results, cell, fmt, load_bench, load_results
 
 STATUS_BEGIN = "<!-- status:begin -->"
 STATUS_END = "<!-- status:end -->"
@@ -68,9 +68,9 @@ def report_markdown(packages: list[PackageReport], base: Path) -> str:
         for c in pkg.results.claims:
             total += 1
             held += c.holds
-            baseline = "—" if c.baseline is None else f"{c.baseline.name}: {fmt(c.baseline.value)}"
+            baseline = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
             lines.append(
-                f"| {pkg.name} ({pkg.results.mode}) | {c.statement} | {fmt(c.paper_value)} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} | {links} |"
+                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {fmt(c.paper_value)} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} | {links} |"
             )
     lines += [
         "",
@@ -91,7 +91,7 @@ def report_markdown(packages: list[PackageReport], base: Path) -> str:
             for row in [bench, *bench.get("rows", [])]:
                 anchor = row.get("anchor", bench["anchor"])
                 lines.append(
-                    f"| {pkg.name} | {anchor['name']} {anchor['version']} | {row['workload']} | {row['metric']} | "
+                    f"| {pkg.name} | {anchor['name']} {anchor['version']} | {cell(row['workload'])} | {cell(row['metric'])} | "
                     f"{fmt(row['ours'])} {row['unit']} | {fmt(row['anchor_value'])} {row['unit']} | {fmt(row['ratio'])} | "
                     f"{'higher' if row['higher_is_better'] else 'lower'} |"
                 )
