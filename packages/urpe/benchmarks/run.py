@@ -1,0 +1,185 @@
+"""Forward+backward time and peak memory: URPEAttention vs RPEAttention vs SDPA with an additive bias.
+
+The anchor is what a user would otherwise write for T5-style relative positions: the same projections and bias
+table, with ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=B)``. SDPA cannot express
+URPE's post-softmax product, so the comparison shows the price of the extra expressiveness.
+
+Each (method, L) runs in its own process so that peak memory (CUDA: ``max_memory_allocated``; CPU: the growth of
+the resident set's high-water mark) belongs to that measurement alone; memory is taken from the first step and
+time is the median of the following ones.
+
+    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from urpe import RPEAttention, URPEAttention
+
+from paperkit import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
+
+METHODS = ("urpe", "urpe-chunked", "rpe", "sdpa-bias")
+
+
+def _build(method: str, embed: int, heads: int, max_len: int, device: torch.device) -> torch.nn.Module:
+    if method.startswith("urpe"):
+        return URPEAttention(
+            embed, heads, max_len=max_len, chunk_size=max_len // 4 if method == "urpe-chunked" else None
+        ).to(device)
+    return RPEAttention(embed, heads, max_len=max_len).to(device)
+
+
+def _step(method: str, module: torch.nn.Module, x: torch.Tensor) -> None:
+    if method == "sdpa-bias":
+        assert isinstance(module, RPEAttention)
+        b, length, _ = x.shape
+        q, k, v = (module._heads(proj(x)) for proj in (module.q_proj, module.k_proj, module.v_proj))
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=module.bias_table(length, length).unsqueeze(0)
+        )
+        out = module.out_proj(out.transpose(1, 2).reshape(b, length, -1))
+    else:
+        out, _ = module(x, x, x, need_weights=False)
+    out.sum().backward()
+
+
+def _resident_kib() -> int:
+    """Current resident set size in KiB (``/proc/self/statm``), or the high-water mark where that is missing."""
+    statm = Path("/proc/self/statm")
+    if statm.exists():
+        return int(statm.read_text().split()[1]) * resource.getpagesize() // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _measure(
+    method: str,
+    length: int,
+    batch: int,
+    heads: int,
+    embed: int,
+    repeats: int,
+    device_name: str,
+    queue: mp.Queue,
+) -> None:
+    torch.manual_seed(0)
+    device = torch.device(device_name)
+    module = _build(method, embed, heads, length, device)
+    x = torch.randn(batch, length, embed, device=device, requires_grad=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    rss_before = _resident_kib()
+    _step(method, module, x)  # the first step measures memory (later ones would also count allocator reuse)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:  # growth of the resident high-water mark over the resident size before the step (KiB on Linux)
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _step(method, module, x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    queue.put({"seconds": statistics.median(times), "peak_mb": peak_mb})
+
+
+def measure(method: str, length: int, args: argparse.Namespace) -> dict[str, float]:
+    """Median seconds per forward+backward and peak memory (MiB) of one method at one length, in a fresh process."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    proc = context.Process(
+        target=_measure,
+        args=(method, length, args.batch, args.heads, args.embed, args.repeats, args.device, queue),
+    )
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--embed", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    args.device = str(pick_device(args.device))
+
+    table = {(m, length): measure(m, length, args) for length in args.lengths for m in METHODS}
+    for (method, length), value in table.items():
+        print(
+            f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",
+            file=sys.stderr,
+        )
+
+    version = torch.__version__
+    sdpa = Anchor("torch.nn.functional.scaled_dot_product_attention + additive bias", version)
+    rpe = Anchor("urpe.RPEAttention", version)
+    workload = f"batch {args.batch}, {args.heads} heads, embed {args.embed}, forward+backward, {args.device}"
+    rows = []
+    for length in args.lengths:
+        ours = table[("urpe", length)]
+        for anchor, key in ((sdpa, "sdpa-bias"), (rpe, "rpe")):
+            other = table[(key, length)]
+            rows.append(
+                Measurement(
+                    f"L={length}, {workload}",
+                    "time per step",
+                    "s",
+                    ours["seconds"],
+                    other["seconds"],
+                    False,
+                    anchor,
+                )
+            )
+            rows.append(
+                Measurement(
+                    f"L={length}, {workload}",
+                    "peak memory",
+                    "MiB",
+                    ours["peak_mb"],
+                    other["peak_mb"],
+                    False,
+                    anchor,
+                )
+            )
+        chunked = table[("urpe-chunked", length)]
+        for metric, unit, key in (("time per step", "s", "seconds"), ("peak memory", "MiB", "peak_mb")):
+            rows.append(Measurement(f"L={length}, {workload}, URPE in query chunks of L/4 (recomputed in backward)", metric, unit,
+                                    chunked[key], table[("rpe", length)][key], False, rpe))  # fmt: skip
+    middle = sorted(args.lengths)[len(args.lengths) // 2]
+    headline = Measurement(
+        f"L={middle}, {workload}",
+        "time per step",
+        "s",
+        table[("urpe", middle)]["seconds"],
+        table[("sdpa-bias", middle)]["seconds"],
+        False,
+    )
+    bench = Bench("urpe", sdpa, headline, machine_info(args.device), rows)
+    path = write_bench(bench, args.out)
+    print(json.dumps({"bench": str(path), "ratio_vs_sdpa": headline.ratio}))
+    for row in rows:
+        if row.metric == "time per step" and row.anchor == rpe and "chunks" not in row.workload:
+            print(f"URPE/RPE time ratio at {row.workload.split(',')[0]}: {row.ratio:.3f} (target <= 1.25)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

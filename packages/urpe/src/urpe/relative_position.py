@@ -1,0 +1,151 @@
+"""Relative-position tables: one learnable scalar per head for each relative offset (or offset bucket).
+
+A table maps the offset ``j - i`` between key position ``j`` and query position ``i`` to a per-head value. The
+pre-softmax bias ``B`` of RPE and the post-softmax Toeplitz matrix ``C`` of URPE (Luo et al., 2022, Sec. 4) are
+both such tables: ``B_ij = b_h(psi(j - i))`` and ``C_ij = c_h(psi(j - i))``; each is Toeplitz by construction.
+
+``psi`` is either the identity on offsets in ``[-(max_len - 1), max_len - 1]`` (``"unique"``: ``2 * max_len - 1``
+entries, the setting of the paper's synthetic experiments) or the T5 log-bucket function (``"bucket"``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from paperkit import InputError
+from urpe.errors import SequenceTooLongError
+
+Mode = Literal["unique", "bucket"]
+
+
+def relative_offsets(q_len: int, k_len: int, *, device: torch.device | None = None) -> torch.Tensor:
+    """Offsets ``j - i`` as a ``(q_len, k_len)`` long tensor (query ``i`` on rows, key ``j`` on columns)."""
+    return torch.arange(k_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+
+
+def t5_bucket(
+    offsets: torch.Tensor, *, num_buckets: int, max_distance: int, bidirectional: bool
+) -> torch.Tensor:
+    """T5's relative-position buckets (Raffel et al., 2020) for offsets ``j - i``.
+
+    Half of the buckets (per direction when ``bidirectional``) hold exact small distances; the rest cover distances
+    up to ``max_distance`` on a log scale, and farther offsets share the last bucket. Unidirectional (causal)
+    bucketing maps every future offset (``j > i``) to bucket 0.
+
+    Returns:
+        Long tensor of the same shape with values in ``[0, num_buckets)``.
+    """
+    buckets = torch.zeros_like(offsets)
+    n = num_buckets
+    if bidirectional:
+        n //= 2
+        buckets = buckets + (offsets > 0).long() * n
+        distance = offsets.abs()
+    else:
+        distance = (-offsets).clamp(min=0)
+    max_exact = n // 2
+    is_small = distance < max_exact
+    # log-spaced buckets for max_exact <= distance < max_distance; clamp keeps log() finite where it is unused
+    scaled = torch.log(distance.clamp(min=1).float() / max_exact) / math.log(max_distance / max_exact)
+    large = (max_exact + (scaled * (n - max_exact)).long()).clamp(max=n - 1)
+    return buckets + torch.where(is_small, distance, large)
+
+
+class RelativePositionTable(nn.Module):
+    """A per-head table indexed by relative offset, expanded to a ``(heads, q_len, k_len)`` Toeplitz tensor.
+
+    Args:
+        num_heads: H.
+        mode: ``"unique"`` (one entry per offset within ``max_len``) or ``"bucket"`` (T5 log buckets).
+        max_len: longest sequence for ``"unique"``; longer inputs raise :class:`SequenceTooLongError`.
+        num_buckets, max_distance: T5 bucketing parameters for ``"bucket"`` (the paper's: 64 and 128 there;
+            T5's defaults are 32 and 128).
+        bidirectional: False for causal models (future offsets are never used).
+        init: ``"normal"`` (N(0, 0.02), BERT's init; the bias B) or ``"ones"`` (the Toeplitz C, so URPE starts
+            as RPE).
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        *,
+        mode: Mode = "unique",
+        max_len: int = 512,
+        num_buckets: int = 32,
+        max_distance: int = 128,
+        bidirectional: bool = True,
+        init: Literal["normal", "ones"] = "normal",
+    ) -> None:
+        super().__init__()
+        if mode not in ("unique", "bucket"):
+            raise InputError(f"mode must be 'unique' or 'bucket', got {mode!r}")
+        if num_heads < 1 or max_len < 1:
+            raise InputError(f"num_heads and max_len must be positive, got {num_heads} and {max_len}")
+        max_exact = (
+            num_buckets // 4 if bidirectional else num_buckets // 2
+        )  # distances below this get one bucket each
+        if mode == "bucket" and (num_buckets < 4 or max_distance <= max_exact):
+            raise InputError(
+                f"bucket mode needs num_buckets >= 4 and max_distance > {'num_buckets // 4' if bidirectional else 'num_buckets // 2 (causal)'}, "
+                f"got {num_buckets}, {max_distance}"
+            )
+        self.num_heads = num_heads
+        self.mode: Mode = mode
+        self.max_len = max_len
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.bidirectional = bidirectional
+        self.init_kind = init
+        size = (2 * max_len - 1) if mode == "unique" else num_buckets
+        self.weight = nn.Parameter(torch.empty(size, num_heads))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.init_kind == "ones":
+            nn.init.ones_(self.weight)
+        else:
+            nn.init.normal_(self.weight, mean=0.0, std=0.02)
+
+    def extra_repr(self) -> str:
+        detail = (
+            f"max_len={self.max_len}"
+            if self.mode == "unique"
+            else f"num_buckets={self.num_buckets}, max_distance={self.max_distance}"
+        )
+        return f"heads={self.num_heads}, mode={self.mode}, {detail}, bidirectional={self.bidirectional}, init={self.init_kind}"
+
+    def indices(self, q_len: int, k_len: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Table row of each ``(i, j)`` pair for query rows ``start:stop``: a ``(stop - start, k_len)`` long tensor."""
+        stop = q_len if stop is None else stop
+        device = self.weight.device
+        offsets = (
+            torch.arange(k_len, device=device)[None, :] - torch.arange(start, stop, device=device)[:, None]
+        )
+        if self.mode == "bucket":
+            return t5_bucket(
+                offsets,
+                num_buckets=self.num_buckets,
+                max_distance=self.max_distance,
+                bidirectional=self.bidirectional,
+            )
+        if max(q_len, k_len) > self.max_len:
+            raise SequenceTooLongError(
+                f"sequence length {max(q_len, k_len)} exceeds this relative-position table's max_len={self.max_len} "
+                "('unique' offsets); build the model with a larger max_len or use mode='bucket'"
+            )
+        return offsets + (self.max_len - 1)
+
+    def forward(self, q_len: int, k_len: int | None = None) -> torch.Tensor:
+        """The ``(heads, q_len, k_len)`` Toeplitz tensor of table values."""
+        k_len = q_len if k_len is None else k_len
+        return self.rows(q_len, k_len, 0, q_len)
+
+    def rows(self, q_len: int, k_len: int, start: int, stop: int) -> torch.Tensor:
+        """Query rows ``start:stop`` of :meth:`forward`'s tensor: ``(heads, stop - start, k_len)``."""
+        # indexing the transposed table yields a contiguous (heads, rows, k_len) tensor, which the attention
+        # reads with unit stride (a permuted (rows, k_len, heads) gather is about a third slower to combine)
+        return self.weight.t()[:, self.indices(q_len, k_len, start, stop)]

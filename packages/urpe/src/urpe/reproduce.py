@@ -1,0 +1,204 @@
+"""``urpe reproduce``: the paper's synthetic evidence that RPE Transformers are not universal and URPE ones are.
+
+Claims (each computed from measured numbers by :func:`paperkit.claim`):
+
+1. Position identification: URPE and absolute positions reach high accuracy; RPE cannot (its attention rows are
+   probability vectors, so a position-independent input gives every position the same output) and no position
+   encoding at all stays at chance.
+2. Even-token prediction: URPE solves it and beats RPE by a wide margin.
+3. Theory check on the trained models: every RPE attention row sums to 1; URPE rows do not.
+4. Full mode with ``--data-dir``: a causal byte-level language model with URPE reaches a validation perplexity no
+   worse than RPE's at equal steps and parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from paperkit import (
+    Baseline,
+    Claim,
+    InputError,
+    Paper,
+    Results,
+    RunDir,
+    claim,
+    plot_bars,
+    plot_lines,
+    write_results,
+)
+from urpe import __version__
+from urpe.experiment import ModelSize, language_model, synthetic_model
+from urpe.model import Position, TransformerModel
+from urpe.tasks import SyntheticTask
+from urpe.text import TextCorpus
+from urpe.train import Schedule, train_lm, train_synthetic
+
+PAPER = Paper("Your Transformer May Not be as Powerful as You Expect", "2205.13401")
+POSITIONS: tuple[Position, ...] = ("none", "absolute", "rpe", "urpe")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and budgets of one reproduction mode."""
+
+    seq_len: int
+    vocab: int
+    size: ModelSize
+    pi: Schedule
+    etp: Schedule
+    lm: Schedule
+    lm_seq_len: int
+
+
+QUICK = Plan(
+    seq_len=16,
+    vocab=10,
+    size=ModelSize(d_model=64, num_heads=4, num_layers=3, ffn_dim=128),
+    pi=Schedule(steps=600, batch_size=32, lr=2e-3, warmup=50, eval_batches=20),
+    etp=Schedule(steps=3000, batch_size=64, lr=2e-3, warmup=100, eval_batches=20),
+    lm=Schedule(steps=300, batch_size=16, lr=1e-3, warmup=30, eval_batches=8),
+    lm_seq_len=64,
+)
+FULL = Plan(
+    seq_len=32,
+    vocab=10,
+    size=ModelSize(d_model=64, num_heads=4, num_layers=3, ffn_dim=128),
+    pi=Schedule(steps=2000, batch_size=64, lr=2e-3, warmup=200, eval_batches=50),
+    etp=Schedule(steps=8000, batch_size=64, lr=2e-3, warmup=500, eval_batches=50),
+    lm=Schedule(steps=3000, batch_size=32, lr=1e-3, warmup=200, eval_batches=50),
+    lm_seq_len=128,
+)
+
+
+def row_sum_deviation(model: TransformerModel, tokens: torch.Tensor) -> float:
+    """Largest ``|sum_j W_ij - 1|`` over every layer, head and row of the model's attention weights ``W``."""
+    with torch.no_grad():
+        maps = model.attention_maps(tokens)
+    return max(float((w.sum(-1) - 1).abs().max()) for w in maps)
+
+
+def run(
+    out: Path,
+    *,
+    quick: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    data_dir: Path | None = None,
+) -> Results:
+    """Run every experiment of the chosen mode, write ``results.json``, ``results.md`` and figures into ``out``."""
+    if not quick and data_dir is None:
+        raise InputError("--full needs --data-dir: a folder of .txt files for the language-model claim")
+    plan = QUICK if quick else FULL
+    started = time.perf_counter()
+    out = Path(out)
+    runs = RunDir(out)
+    runs.write_config(
+        {"mode": "quick" if quick else "full", "seed": seed, "plan": asdict(plan), "data_dir": data_dir}
+    )
+
+    accuracy: dict[str, dict[str, float]] = {}
+    models: dict[str, TransformerModel] = {}
+    pi = SyntheticTask("position-identification", plan.seq_len, plan.vocab)
+    etp = SyntheticTask("even-token", plan.seq_len, plan.vocab)
+    for task, schedule, positions in ((pi, plan.pi, POSITIONS), (etp, plan.etp, ("rpe", "urpe"))):
+        accuracy[task.name] = {}
+        for position in positions:
+            torch.manual_seed(seed)
+            model = synthetic_model(task, position, plan.size)
+            result = train_synthetic(
+                model,
+                task,
+                schedule,
+                seed=seed,
+                device=device,
+                run=RunDir(out / "runs" / f"{task.name}-{position}"),
+            )
+            accuracy[task.name][position] = result.metrics["accuracy"]
+            if task is pi:
+                models[position] = model
+
+    probe = pi.sample(plan.pi.batch_size, torch.Generator().manual_seed(seed + 20_000), device).tokens
+    deviation = {position: row_sum_deviation(models[position], probe) for position in ("rpe", "urpe")}
+    rows = {
+        position: models[position].attention_maps(probe[:1])[0][0, 0].sum(-1).tolist()
+        for position in ("rpe", "urpe")
+    }
+
+    claims = _synthetic_claims(pi, etp, accuracy, deviation)
+    figures = [
+        plot_bars(out / "position_identification.png", accuracy[pi.name], ylabel="accuracy", title=f"Position identification (L={pi.seq_len})",
+                  reference=pi.chance, reference_label="chance").name,
+        plot_bars(out / "even_token.png", accuracy[etp.name], ylabel="accuracy (positions i < L/2)", title=f"Even-token prediction (L={etp.seq_len})",
+                  reference=etp.chance, reference_label="chance").name,
+        plot_lines(out / "row_sums.png", {p.upper(): (list(range(len(r))), r) for p, r in rows.items()}, xlabel="query position i",
+                   ylabel="sum_j of attention weights", title="Row sums, layer 1, head 1 (trained on position identification)").name,
+    ]  # fmt: skip
+    config = {"mode": "quick" if quick else "full", "seed": seed, "plan": asdict(plan)}
+    if not quick:
+        assert data_dir is not None
+        perplexity = _language_model(plan, data_dir, seed, device, out)
+        claims.append(
+            claim(
+                "lm-perplexity",
+                "Causal byte-level LM: URPE validation perplexity <= RPE's at equal steps and parameters",
+                metric="validation perplexity",
+                ours=perplexity["urpe"],
+                higher_is_better=False,
+                baseline=Baseline("RPE", perplexity["rpe"]),
+            )
+        )
+        config["data_dir"] = str(data_dir)
+    results = Results(
+        "urpe",
+        __version__,
+        PAPER,
+        "quick" if quick else "full",
+        config,
+        time.perf_counter() - started,
+        claims,
+        figures,
+    )
+    write_results(results, out)
+    return results
+
+
+def _synthetic_claims(
+    pi: SyntheticTask, etp: SyntheticTask, accuracy: dict[str, dict[str, float]], deviation: dict[str, float]
+) -> list[Claim]:
+    pi_acc, etp_acc = accuracy[pi.name], accuracy[etp.name]
+    return [
+        claim("pi-urpe", f"Position identification (L={pi.seq_len}): URPE accuracy >= 0.95", metric="accuracy",
+              ours=pi_acc["urpe"], target=0.95, baseline=Baseline("RPE", pi_acc["rpe"]), margin=0.0, paper_value=1.0),
+        claim("pi-rpe", "Position identification: RPE accuracy <= 0.5 (RPE is not universal)", metric="accuracy",
+              ours=pi_acc["rpe"], higher_is_better=False, target=0.5),
+        claim("pi-absolute", "Position identification: absolute position embeddings >= 0.95", metric="accuracy",
+              ours=pi_acc["absolute"], target=0.95, paper_value=1.0),
+        claim("pi-none", f"Position identification: no position encoding stays at chance (<= 2 x {pi.chance:.3g})", metric="accuracy",
+              ours=pi_acc["none"], higher_is_better=False, target=2 * pi.chance),
+        claim("etp-urpe", f"Even-token prediction (L={etp.seq_len}): URPE >= 0.95 and >= RPE + 0.3", metric="accuracy",
+              ours=etp_acc["urpe"], target=0.95, baseline=Baseline("RPE", etp_acc["rpe"]), margin=0.3, paper_value=1.0),
+        claim("rowsum-rpe", "Theory: every RPE attention row sums to 1 (max |row sum - 1|)", metric="max |row sum - 1|",
+              ours=deviation["rpe"], higher_is_better=False, target=1e-5),
+        claim("rowsum-urpe", "Theory: URPE attention rows do not sum to 1 (max |row sum - 1| >= 0.05)", metric="max |row sum - 1|",
+              ours=deviation["urpe"], target=0.05),
+    ]  # fmt: skip
+
+
+def _language_model(
+    plan: Plan, data_dir: Path, seed: int, device: str | torch.device, out: Path
+) -> dict[str, float]:
+    corpus = TextCorpus(data_dir)
+    perplexity = {}
+    for position in ("rpe", "urpe"):
+        torch.manual_seed(seed)
+        model = language_model(plan.lm_seq_len, position, plan.size)
+        result = train_lm(
+            model, corpus, plan.lm, seed=seed, device=device, run=RunDir(out / "runs" / f"lm-{position}")
+        )
+        perplexity[position] = result.metrics["perplexity"]
+    return perplexity

@@ -1,0 +1,287 @@
+"""Training loops for the synthetic tasks and for causal language modelling.
+
+Adam with linear warm-up then linear (polynomial, power 1) decay to zero, as in the paper's fairseq scripts.
+Training sets ``torch.set_flush_denormal(True)`` (a process-wide setting): near convergence the gradients and
+Adam moments become denormal floats, which slow CPU arithmetic down by an order of magnitude.
+
+Every run can write to a :class:`paperkit.RunDir`: the resolved config first, metrics as JSON lines, checkpoints
+(atomic; model, optimizer, schedule, RNG and data-generator state) from which an interrupted run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from paperkit import (
+    InputError,
+    RunDir,
+    latest_checkpoint,
+    load_checkpoint,
+    progress,
+    save_checkpoint,
+    to_jsonable,
+)
+from urpe.model import TransformerModel
+from urpe.tasks import Batch, SyntheticTask
+from urpe.text import TextCorpus
+
+
+@dataclass
+class Schedule:
+    """Optimisation settings shared by every task."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    eval_batches: int = 20
+    log_every: int = 50
+    checkpoint_every: int = 0  # 0: only at the end
+
+    def __post_init__(self) -> None:
+        for name, least in (
+            ("steps", 0),
+            ("batch_size", 1),
+            ("warmup", 0),
+            ("eval_batches", 1),
+            ("log_every", 1),
+            ("checkpoint_every", 0),
+        ):
+            if getattr(self, name) < least:
+                raise InputError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if self.lr < 0 or self.weight_decay < 0:
+            raise InputError(
+                f"lr and weight_decay must be non-negative, got {self.lr} and {self.weight_decay}"
+            )
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` after ``step`` updates: linear warm-up, then linear decay to 0 at ``steps``."""
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        return max(0.0, (self.steps - step) / max(1, self.steps - self.warmup))
+
+
+@dataclass
+class TrainResult:
+    """Final metrics of a run."""
+
+    steps: int
+    seconds: float
+    metrics: dict[str, float]
+
+
+def _optimizer(
+    model: TransformerModel, schedule: Schedule
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=schedule.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=schedule.weight_decay
+    )
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean token-level cross-entropy over positions where ``scored`` (all when None); logits ``(B, L, C)``."""
+    loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    return loss.mean() if scored is None else loss[scored].mean()
+
+
+@torch.no_grad()
+def evaluate_synthetic(
+    model: TransformerModel,
+    task: SyntheticTask,
+    *,
+    batches: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Accuracy and loss on the scored positions of ``batches`` fresh batches drawn from ``seed``."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    correct = total = 0
+    loss_sum = 0.0
+    for _ in range(batches):
+        batch = task.sample(batch_size, generator, device)
+        logits = model(batch.tokens)
+        hits = (logits.argmax(-1) == batch.targets) & batch.scored
+        correct += int(hits.sum())
+        total += int(batch.scored.sum())
+        loss_sum += float(F.cross_entropy(logits[batch.scored], batch.targets[batch.scored], reduction="sum"))
+    model.train(was_training)
+    return {"accuracy": correct / total, "loss": loss_sum / total}
+
+
+@torch.no_grad()
+def evaluate_lm(
+    model: TransformerModel, corpus: TextCorpus, *, batches: int, batch_size: int, device: torch.device
+) -> dict[str, float]:
+    """Validation loss (nats per byte) and perplexity on fixed windows of the held-out text."""
+    was_training = model.training
+    model.eval()
+    loss_sum = 0.0
+    count = 0
+    for tokens, targets in corpus.validation_batches(batches, batch_size, model.config.max_len, device):
+        logits = model(tokens)
+        loss_sum += float(F.cross_entropy(logits.transpose(1, 2), targets, reduction="sum"))
+        count += targets.numel()
+    model.train(was_training)
+    loss = loss_sum / count
+    return {"loss": loss, "perplexity": math.exp(loss)}
+
+
+def _fit(
+    model: TransformerModel,
+    schedule: Schedule,
+    draw: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+    evaluate: Callable[[], dict[str, float]],
+    *,
+    seed: int,
+    run: RunDir | None,
+    config: dict[str, Any],
+    desc: str,
+) -> TrainResult:
+    # Once the loss is tiny, gradients and Adam moments turn denormal and CPU arithmetic slows down tenfold.
+    torch.set_flush_denormal(True)
+    optimizer, scheduler = _optimizer(model, schedule)
+    generator = torch.Generator().manual_seed(seed)
+    start_step = 0
+    if run is not None:
+        found = latest_checkpoint(run.checkpoints)
+        if found is not None:
+            checkpoint = load_checkpoint(found)
+            if checkpoint.config.get("model") != to_jsonable(config["model"]):
+                raise InputError(
+                    f"{run.root}: its checkpoint {found.name} is of a different model; resume with the same settings or use a new run directory"
+                )
+            checkpoint.restore(model, optimizer)
+            scheduler.load_state_dict(checkpoint.extra["scheduler"])
+            generator.set_state(checkpoint.extra["generator"])
+            start_step = checkpoint.step
+            run.truncate_metrics(start_step)
+        run.write_config(
+            config
+        )  # after the check above, so that a refused run leaves the directory as it was
+    started = time.perf_counter()
+    model.train()
+    bar = progress(range(start_step, schedule.steps), desc=desc, total=schedule.steps, initial=start_step)
+    for step in bar:
+        tokens, targets, scored = draw(generator)
+        loss = masked_cross_entropy(model(tokens), targets, scored)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        done = step + 1
+        if done % schedule.log_every == 0 or done == schedule.steps:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if run is not None:
+                run.log(done, loss=loss.item(), lr=scheduler.get_last_lr()[0])
+        if run is not None and (
+            done == schedule.steps or (schedule.checkpoint_every and done % schedule.checkpoint_every == 0)
+        ):
+            extra = {"scheduler": scheduler.state_dict(), "generator": generator.get_state()}
+            save_checkpoint(
+                run.checkpoints, done, model, optimizer=optimizer, config=config, extra=extra, keep=2
+            )
+    metrics = evaluate()
+    if (
+        run is not None and start_step < schedule.steps
+    ):  # a finished run that is restarted already logged these
+        run.log(schedule.steps, **{f"eval_{k}": v for k, v in metrics.items()})
+        run.write_json("final_metrics.json", metrics)
+    return TrainResult(schedule.steps, time.perf_counter() - started, metrics)
+
+
+def train_synthetic(
+    model: TransformerModel,
+    task: SyntheticTask,
+    schedule: Schedule,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    run: RunDir | None = None,
+    extra_config: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train on on-the-fly batches of ``task``; evaluate accuracy on held-out batches (a different seed)."""
+    device = torch.device(device)
+    model.to(device)
+
+    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        batch: Batch = task.sample(schedule.batch_size, generator, device)
+        return batch.tokens, batch.targets, None
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_synthetic(
+            model,
+            task,
+            batches=schedule.eval_batches,
+            batch_size=schedule.batch_size,
+            seed=seed + 10_000,
+            device=device,
+        )
+
+    config = {
+        "task": asdict(task),
+        "model": asdict(model.config),
+        "schedule": asdict(schedule),
+        "seed": seed,
+        **(extra_config or {}),
+    }
+    return _fit(
+        model,
+        schedule,
+        draw,
+        evaluate,
+        seed=seed,
+        run=run,
+        config=config,
+        desc=f"{task.name}/{model.config.position}",
+    )
+
+
+def train_lm(
+    model: TransformerModel,
+    corpus: TextCorpus,
+    schedule: Schedule,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    run: RunDir | None = None,
+    extra_config: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a causal byte-level language model on random windows of ``corpus``; report validation perplexity."""
+    if not model.config.causal:
+        raise ValueError("language modelling needs a causal model (TransformerConfig(causal=True))")
+    device = torch.device(device)
+    model.to(device)
+
+    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        tokens, targets = corpus.sample(schedule.batch_size, model.config.max_len, generator, device)
+        return tokens, targets, None
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_lm(
+            model, corpus, batches=schedule.eval_batches, batch_size=schedule.batch_size, device=device
+        )
+
+    config = {
+        "corpus": corpus.describe(),
+        "model": asdict(model.config),
+        "schedule": asdict(schedule),
+        "seed": seed,
+        **(extra_config or {}),
+    }
+    return _fit(
+        model, schedule, draw, evaluate, seed=seed, run=run, config=config, desc=f"lm/{model.config.position}"
+    )
