@@ -143,7 +143,7 @@ def evaluate_lm(
 def _fit(
     model: TransformerModel,
     schedule: Schedule,
-    draw: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+    draw: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]],
     evaluate: Callable[[], dict[str, float]],
     *,
     seed: int,
@@ -176,8 +176,8 @@ def _fit(
     model.train()
     bar = progress(range(start_step, schedule.steps), desc=desc, total=schedule.steps, initial=start_step)
     for step in bar:
-        tokens, targets, scored = draw(generator)
-        loss = masked_cross_entropy(model(tokens), targets, scored)
+        tokens, targets = draw(generator)
+        loss = masked_cross_entropy(model(tokens), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -195,9 +195,8 @@ def _fit(
                 run.checkpoints, done, model, optimizer=optimizer, config=config, extra=extra, keep=2
             )
     metrics = evaluate()
-    if (
-        run is not None and start_step < schedule.steps
-    ):  # a finished run that is restarted already logged these
+    # a finished run that is started again has logged its evaluation already
+    if run is not None and start_step < schedule.steps:
         run.log(schedule.steps, **{f"eval_{k}": v for k, v in metrics.items()})
         run.write_json("final_metrics.json", metrics)
     return TrainResult(schedule.steps, time.perf_counter() - started, metrics)
@@ -217,9 +216,9 @@ def train_synthetic(
     device = torch.device(device)
     model.to(device)
 
-    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         batch: Batch = task.sample(schedule.batch_size, generator, device)
-        return batch.tokens, batch.targets, None
+        return batch.tokens, batch.targets  # filler positions are trained too; only scoring skips them
 
     def evaluate() -> dict[str, float]:
         return evaluate_synthetic(
@@ -266,9 +265,8 @@ def train_lm(
     device = torch.device(device)
     model.to(device)
 
-    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        tokens, targets = corpus.sample(schedule.batch_size, model.config.max_len, generator, device)
-        return tokens, targets, None
+    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return corpus.sample(schedule.batch_size, model.config.max_len, generator, device)
 
     def evaluate() -> dict[str, float]:
         return evaluate_lm(
