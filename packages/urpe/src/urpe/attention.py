@@ -120,7 +120,9 @@ def _weights(
     scale: float,
 ) -> torch.Tensor:
     """``softmax(q k^T * scale + bias + additive)`` with masked entries zeroed, times ``toeplitz``: ``(..., L_q, L_k)``."""
-    scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+    scores = torch.matmul(
+        q * scale, k.transpose(-2, -1)
+    )  # scaling q is L_k / d times cheaper than scaling scores
     if bias is not None:
         scores = scores + bias
     if additive is not None:

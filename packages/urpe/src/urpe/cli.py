@@ -59,7 +59,10 @@ class EvaluateArgs:
 
 @dataclass
 class ReproduceArgs(RunArgs):
-    out: Path = option(Path("reports/urpe"), help="directory for results.json, results.md, figures and runs")
+    out: Path = option(
+        Path("reports/urpe"),
+        help="directory for results.json, results.md, figures and runs/ (finished or interrupted runs there are resumed)",
+    )
     quick: bool = option(
         True,
         help="the quick version (minutes on a CPU); --full: larger models and the LM claim",
