@@ -8,17 +8,9 @@ import pytest
 
 
 @pytest.fixture
-def restore_torch_determinism(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo the process-wide settings that ``seed_everything`` changes (environment and torch flags)."""
-    import torch
+def restore_torch_determinism() -> Iterator[None]:
+    """Undo the process-wide settings that ``seed_everything`` changes (environment, torch flags, generators)."""
+    from paperkit import preserved_global_state
 
-    for name in ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    benchmark = torch.backends.cudnn.benchmark
-    deterministic = torch.backends.cudnn.deterministic
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-    torch.backends.cudnn.benchmark = benchmark
-    torch.backends.cudnn.deterministic = deterministic
+    with preserved_global_state():
+        yield

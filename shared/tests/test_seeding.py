@@ -119,3 +119,24 @@ def test_pick_device_unknown_name(name: str) -> None:
         InputError, match=f"--device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}"
     ):
         pick_device(name)
+
+
+def test_preserved_global_state_undoes_seed_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    import torch
+
+    from paperkit import preserved_global_state, seed_everything
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.use_deterministic_algorithms(False)
+    random.seed(123)
+    expected_next = random.random()
+    random.seed(123)
+    with preserved_global_state():
+        seed_everything(7)
+        assert torch.are_deterministic_algorithms_enabled()
+        random.random()
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert random.random() == expected_next

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from paperkit import preserved_global_state
+
 # Every tensor in these tests is tiny: extra intra-op threads only add synchronisation, which dominates (by orders
 # of magnitude) when other processes occupy the cores.
 torch.set_num_threads(1)
@@ -33,17 +35,7 @@ def text_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def restore_torch_determinism(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def restore_torch_determinism() -> Iterator[None]:
     """Undo the process-wide settings that ``paperkit.seed_everything`` (run by ``urpe train``) changes."""
-    for name in ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    benchmark = torch.backends.cudnn.benchmark
-    deterministic = torch.backends.cudnn.deterministic
-    rng = torch.get_rng_state()
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-    torch.backends.cudnn.benchmark = benchmark
-    torch.backends.cudnn.deterministic = deterministic
-    torch.set_rng_state(rng)
+    with preserved_global_state():
+        yield

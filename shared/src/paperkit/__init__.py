@@ -49,7 +49,7 @@ _EXPORTS = {
         "load_bench",
     ],
     "rundir": ["RunDir", "read_jsonl", "to_jsonable"],
-    "seeding": ["seed_everything", "pick_device"],
+    "seeding": ["seed_everything", "pick_device", "preserved_global_state"],
     "summary": ["write_report"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -102,5 +102,5 @@ if TYPE_CHECKING:
         write_results,
     )
     from paperkit.rundir import RunDir, read_jsonl, to_jsonable
-    from paperkit.seeding import pick_device, seed_everything
+    from paperkit.seeding import pick_device, preserved_global_state, seed_everything
     from paperkit.summary import write_report
