@@ -22,9 +22,12 @@ from urpe.errors import SequenceTooLongError
 Mode = Literal["unique", "bucket"]
 
 
-def relative_offsets(q_len: int, k_len: int, *, device: torch.device | None = None) -> torch.Tensor:
-    """Offsets ``j - i`` as a ``(q_len, k_len)`` long tensor (query ``i`` on rows, key ``j`` on columns)."""
-    return torch.arange(k_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+def relative_offsets(
+    q_len: int, k_len: int, *, start: int = 0, stop: int | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """Offsets ``j - i`` for query rows ``start:stop`` (default all ``q_len``): a ``(rows, k_len)`` long tensor."""
+    rows = torch.arange(start, q_len if stop is None else stop, device=device)
+    return torch.arange(k_len, device=device)[None, :] - rows[:, None]
 
 
 def t5_bucket(
@@ -120,11 +123,7 @@ class RelativePositionTable(nn.Module):
 
     def indices(self, q_len: int, k_len: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Table row of each ``(i, j)`` pair for query rows ``start:stop``: a ``(stop - start, k_len)`` long tensor."""
-        stop = q_len if stop is None else stop
-        device = self.weight.device
-        offsets = (
-            torch.arange(k_len, device=device)[None, :] - torch.arange(start, stop, device=device)[:, None]
-        )
+        offsets = relative_offsets(q_len, k_len, start=start, stop=stop, device=self.weight.device)
         if self.mode == "bucket":
             return t5_bucket(
                 offsets,
