@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from urpe import RPEAttention, URPEAttention
 
 from paperkit import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
+from urpe import RPEAttention, URPEAttention
 
 METHODS = ("urpe", "urpe-chunked", "rpe", "sdpa-bias")
 

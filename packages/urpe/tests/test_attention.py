@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 import urpe
 from urpe import ShapeError, combine_masks, urpe_attention
 

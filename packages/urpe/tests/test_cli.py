@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from urpe import TransformerModel
-from urpe.cli import app
 
 from paperkit import RunDir
+from urpe import TransformerModel
+from urpe.cli import app
 
 pytestmark = pytest.mark.usefixtures("restore_torch_determinism")
 

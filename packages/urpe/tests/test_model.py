@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from urpe import TransformerConfig, TransformerModel, URPEAttention
-from urpe.reproduce import row_sum_deviation
 
 from paperkit import InputError, save_checkpoint
+from urpe import TransformerConfig, TransformerModel, URPEAttention
+from urpe.reproduce import row_sum_deviation
 
 POSITIONS = ["none", "absolute", "rpe", "urpe"]
 

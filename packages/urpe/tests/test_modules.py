@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 from torch.func import functional_call
+
 from urpe import RelativePositionTable, RPEAttention, SequenceTooLongError, ShapeError, URPEAttention
 
 E, H, L = 16, 4, 6

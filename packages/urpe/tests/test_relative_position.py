@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from urpe import RelativePositionTable, SequenceTooLongError, relative_offsets, t5_bucket
 
 from paperkit import InputError
+from urpe import RelativePositionTable, SequenceTooLongError, relative_offsets, t5_bucket
 
 
 def t5_reference(offset: int, num_buckets: int, max_distance: int, bidirectional: bool) -> int:

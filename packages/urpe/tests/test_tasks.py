@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from urpe import SyntheticTask
 
 from paperkit import InputError
+from urpe import SyntheticTask
 
 
 def test_position_identification_targets_are_positions() -> None:

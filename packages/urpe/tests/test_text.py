@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from urpe import TextCorpus
 
 from paperkit import InputError
+from urpe import TextCorpus
 
 
 def test_reads_text_files_and_skips_catalogues(text_folder: Path) -> None:

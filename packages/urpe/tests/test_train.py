@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from paperkit import InputError, RunDir, latest_checkpoint, load_checkpoint
 from urpe import Schedule, SyntheticTask, TextCorpus, evaluate_synthetic, train_lm, train_synthetic
 from urpe.experiment import ModelSize, language_model, synthetic_model
 from urpe.train import masked_cross_entropy
-
-from paperkit import InputError, RunDir, latest_checkpoint, load_checkpoint
 
 TINY = ModelSize(d_model=16, num_heads=2, num_layers=2, ffn_dim=32)
 
