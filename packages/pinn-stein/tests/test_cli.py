@@ -1,0 +1,152 @@
+"""The ``pinn-stein`` command line: train/evaluate/reference runs, resume, and exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from paperkit import latest_checkpoint, preserved_global_state, read_jsonl
+from pinn_stein import MLP, TestSet
+from pinn_stein.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_determinism() -> Iterator[None]:
+    """Undo the process-wide settings that ``seed_everything`` (run by every command) changes."""
+    with preserved_global_state():
+        yield
+
+
+SMALL = ["--width", "16", "--depth", "2", "--samples", "16", "--eval-samples", "16", "--test-points", "50",
+         "--device", "cpu"]  # fmt: skip
+
+
+def last_json(text: str) -> dict[str, float]:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_help_lists_the_commands() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from pinn_stein.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("train", "evaluate", "reference", "reproduce"):
+        assert command in done.stdout
+
+
+def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--pde", "heat", "--dim", "4", "--method", "stein-vr", "--checkpoint-every", "5",
+            "--batch", "domain=8", "initial=8", "boundary=8", "--out", str(out), *SMALL]  # fmt: skip
+    assert app.main([*args, "--iterations", "10"]) == 0
+    first = last_json(capsys.readouterr().out)
+    assert first["iterations"] == 10
+    assert 0 < first["rel_l2"] < 10
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["batch"] == {"domain": 8, "initial": 8, "boundary": 8}
+    assert config["train"]["weights"] == {"domain": 1.0, "initial": 1000.0, "boundary": 1000.0}
+    assert (out / "test_set.safetensors").is_file()
+
+    # a longer run in the same directory is refused (other settings), the same one resumes at its end
+    assert app.main([*args, "--iterations", "20"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert app.main([*args, "--iterations", "10"]) == 0
+    assert last_json(capsys.readouterr().out)["rel_l2"] == pytest.approx(first["rel_l2"])
+
+    assert app.main(["evaluate", "--checkpoint", str(out), "--eval-samples", "16", "--device", "cpu"]) == 0
+    evaluated = last_json(capsys.readouterr().out)
+    assert set(evaluated) == {"rel_l1", "rel_l2", "raw_rel_l1", "raw_rel_l2"}
+    assert evaluated["raw_rel_l2"] == pytest.approx(first["raw_rel_l2"], rel=1e-5)
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
+    assert steps == sorted(steps)
+    assert MLP.from_pretrained(latest_checkpoint(out / "checkpoints")).config.in_dim == 5
+
+
+def test_reference_writes_a_monte_carlo_test_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "hjb.safetensors"
+    status = app.main(
+        ["reference", "--pde", "hjb", "--dim", "3", "--points", "20", "--samples", "256", "--out", str(out)]
+    )
+    assert status == 0
+    printed = last_json(capsys.readouterr().out)
+    assert printed["monte_carlo_samples"] == 256
+    test = TestSet.load(out)
+    assert test.x.shape == (20, 3)
+    assert test.grad is not None
+    assert torch.isfinite(test.u).all()
+
+
+def test_train_on_a_given_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reference = tmp_path / "hjb.safetensors"
+    assert (
+        app.main(
+            [
+                "reference",
+                "--pde",
+                "hjb",
+                "--dim",
+                "3",
+                "--points",
+                "20",
+                "--samples",
+                "128",
+                "--out",
+                str(reference),
+            ]
+        )
+        == 0
+    )
+    args = ["train", "--pde", "hjb", "--dim", "3", "--method", "pinn-forward", "--iterations", "5",
+            "--test-set", str(reference), "--out", str(tmp_path / "run"), *SMALL]  # fmt: skip
+    assert app.main(args) == 0
+    assert last_json(capsys.readouterr().out)["rel_l2"] > 0
+    wrong = [*args[:4], "5", *args[5:]]  # --dim 5 against a 3-dimensional reference
+    assert app.main(wrong) == 2
+    assert "dimension 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--batch", "domain"], "REGION=VALUE"),
+        (["--weights", "domain=heavy"], "REGION=VALUE"),
+        (["--batch", "inside=5"], "unknown ['inside']"),
+        (["--method", "stein-vr", "--samples", "15"], "even"),
+        (["--sigma-x", "0"], "sigma_x"),
+        (["--dim", "0"], "dimension"),
+        (["--lr", "-1"], "lr"),
+    ],
+)
+def test_bad_input_exits_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    args = [
+        "train",
+        "--pde",
+        "heat",
+        "--dim",
+        "3",
+        "--iterations",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        *SMALL,
+        *extra,
+    ]
+    assert app.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_evaluate_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert app.main(["evaluate", "--checkpoint", str(tmp_path / "nothing"), "--device", "cpu"]) == 2
+    assert "nothing" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""The tanh MLP: layer sizes, the forward Laplacian, and save/load round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from paperkit import InputError, save_checkpoint
+from pinn_stein import MLP, MLPConfig, exact_derivatives
+
+F64 = torch.float64
+
+
+def test_layer_sizes_follow_the_config():
+    g = MLP(MLPConfig(11, 8, 3))
+    shapes = [tuple(layer.weight.shape) for layer in g.layers]
+    assert shapes == [(8, 11), (8, 8), (8, 8), (1, 8)]
+    assert g(torch.zeros(5, 11)).shape == (5, 1)
+
+
+@pytest.mark.parametrize("field", ["in_dim", "width", "depth"])
+def test_config_rejects_empty_layers(field):
+    sizes = {"in_dim": 3, "width": 4, "depth": 2, field: 0}
+    with pytest.raises(InputError, match=f"MLPConfig.{field} must be at least 1"):
+        MLPConfig(**sizes)
+
+
+@pytest.mark.parametrize("laplace_dims", [1, 3, 4])
+def test_forward_laplacian_matches_forward_and_autograd(laplace_dims, make_mlp):
+    """Value equals forward(); gradient and Laplacian (over the first k inputs) equal autograd's."""
+    g = make_mlp(4, 16, 3, seed=8)
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    value, gradient, laplacian = g.forward_laplacian(z, laplace_dims)
+    assert value.shape == (6,)
+    assert gradient.shape == (6, 4)
+    assert laplacian.shape == (6,)
+    torch.testing.assert_close(value, g(z).squeeze(-1), rtol=0, atol=1e-14)
+    x, t = z[:, :laplace_dims], z[:, laplace_dims:]
+    if t.shape[1] == 0:
+        exact = exact_derivatives(g, x, None, how="loop")
+    else:
+
+        class Split(torch.nn.Module):
+            """Treat the trailing inputs as constants of a k-dimensional function."""
+
+            def forward(self, xs: torch.Tensor) -> torch.Tensor:
+                return g(torch.cat([xs, t], 1))
+
+        exact = exact_derivatives(Split(), x, None, how="loop")
+    torch.testing.assert_close(gradient[:, :laplace_dims], exact.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(laplacian, exact.laplacian, rtol=1e-10, atol=1e-12)
+
+
+def test_forward_laplacian_of_a_single_point(make_mlp):
+    g = make_mlp(2, 4, 1)
+    value, gradient, laplacian = g.forward_laplacian(torch.zeros(1, 2, dtype=F64), 2)
+    assert value.shape == (1,)
+    assert gradient.shape == (1, 2)
+    assert laplacian.shape == (1,)
+
+
+def test_save_and_load_round_trip(tmp_path, make_mlp):
+    g = make_mlp(5, 12, 2, seed=3, dtype=torch.float32)
+    sidecar = g.save_pretrained(tmp_path / "model", step=7, extra={"note": "hello"})
+    assert sidecar.exists()
+    assert json.loads(sidecar.read_text())["config"]["network"] == {"in_dim": 5, "width": 12, "depth": 2}
+    z = torch.randn(9, 5, generator=torch.Generator().manual_seed(1))
+    for source in (tmp_path / "model", sidecar, sidecar.with_suffix(".safetensors")):
+        loaded = MLP.from_pretrained(source)
+        assert loaded.config == g.config
+        assert torch.equal(loaded(z), g(z))
+        for (name, a), (_, b) in zip(loaded.state_dict().items(), g.state_dict().items(), strict=True):
+            assert torch.equal(a, b), name
+
+
+def test_loading_a_checkpoint_without_a_network_config_fails(tmp_path, make_mlp):
+    save_checkpoint(tmp_path, 0, make_mlp(3), config={"something": "else"}, rng=False)
+    with pytest.raises(InputError, match="no network config"):
+        MLP.from_pretrained(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no complete checkpoint"):
+        MLP.from_pretrained(tmp_path / "empty")
+    with pytest.raises(InputError, match="no such checkpoint"):
+        MLP.from_pretrained(tmp_path / "missing.json")
