@@ -31,6 +31,7 @@ _EXPORTS = {
     ],
     "errors": ["InputError", "SchemaError", "UnsafeCheckpointError"],
     "plotting": ["plot_lines", "plot_bars"],
+    "pretrained": ["Pretrained"],
     "progress": ["progress", "progress_enabled"],
     "report": [
         "Paper",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     )
     from paperkit.errors import InputError, SchemaError, UnsafeCheckpointError
     from paperkit.plotting import plot_bars, plot_lines
+    from paperkit.pretrained import Pretrained
     from paperkit.progress import progress, progress_enabled
     from paperkit.report import (
         Anchor,

@@ -8,17 +8,13 @@ exact method this package offers and the fair exact baseline against which Stein
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from paperkit import InputError, load_checkpoint, save_checkpoint
+from paperkit import InputError, Pretrained
 
 
 @dataclass(frozen=True)
@@ -39,8 +35,15 @@ class MLPConfig:
                 raise InputError(f"MLPConfig.{name} must be at least 1, got {getattr(self, name)}")
 
 
-class MLP(nn.Module):
-    """tanh MLP ``(n, in_dim) -> (n, 1)``, PyTorch's default (uniform fan-in) initialisation, as the paper's code."""
+class MLP(nn.Module, Pretrained):
+    """tanh MLP ``(n, in_dim) -> (n, 1)``, PyTorch's default (uniform fan-in) initialisation, as the paper's code.
+
+    ``save_pretrained`` / ``from_pretrained`` (from :class:`paperkit.Pretrained`) store the config under
+    ``"network"``, as training checkpoints do.
+    """
+
+    config_class = MLPConfig
+    config_key = "network"
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()
@@ -86,23 +89,3 @@ class MLP(nn.Module):
                 lap = slope * lap + curvature * jac[..., :laplace_dims].square().sum(-1)
                 jac = slope.unsqueeze(-1) * jac
         return value.squeeze(-1), jac.squeeze(1), lap.squeeze(-1)
-
-    def save_pretrained(
-        self, directory: str | os.PathLike[str], *, step: int = 0, extra: dict[str, Any] | None = None
-    ) -> Path:
-        """Write config and weights as a paperkit checkpoint (safetensors + JSON); returns the sidecar path."""
-        return save_checkpoint(
-            directory, step, self, config={"network": dataclasses.asdict(self.config)}, extra=extra, rng=False
-        )
-
-    @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
-    ) -> MLP:
-        """Rebuild a network from :meth:`save_pretrained` output or a training checkpoint (file or directory)."""
-        checkpoint = load_checkpoint(path, map_location=map_location)
-        if "network" not in checkpoint.config:
-            raise InputError(f"{checkpoint.path}: no network config in this checkpoint")
-        model = cls(MLPConfig(**checkpoint.config["network"]))
-        model.load_state_dict(checkpoint.model)
-        return model.to(map_location)

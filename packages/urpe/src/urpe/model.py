@@ -7,16 +7,13 @@ model. With ``share_tables=True`` (the paper's setting) one bias table B and one
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from paperkit import InputError, load_checkpoint, save_checkpoint
+from paperkit import InputError, Pretrained
 from urpe.modules import RPEAttention, URPEAttention
 from urpe.relative_position import Mode, RelativePositionTable
 
@@ -103,12 +100,16 @@ class TransformerLayer(nn.Module):
         return x, weights
 
 
-class TransformerModel(nn.Module):
+class TransformerModel(nn.Module, Pretrained):
     """Token embeddings -> ``num_layers`` Transformer layers -> per-position logits.
 
     ``position="none"`` and ``"absolute"`` use ``torch.nn.MultiheadAttention``; ``"rpe"`` and ``"urpe"`` use
-    :class:`RPEAttention` and :class:`URPEAttention` with the same call signature.
+    :class:`RPEAttention` and :class:`URPEAttention` with the same call signature. ``save_pretrained`` /
+    ``from_pretrained`` (from :class:`paperkit.Pretrained`) store the config under ``"model"``.
     """
+
+    config_class = TransformerConfig
+    config_key = "model"
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -204,23 +205,3 @@ class TransformerModel(nn.Module):
     def num_parameters(self) -> int:
         """Trainable parameters, each shared tensor counted once."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def save_pretrained(
-        self, directory: str | os.PathLike[str], *, step: int = 0, extra: dict[str, Any] | None = None
-    ) -> Path:
-        """Write the config and weights as a paperkit checkpoint (safetensors + JSON); returns the sidecar path."""
-        return save_checkpoint(
-            directory, step, self, config={"model": dataclasses.asdict(self.config)}, extra=extra, rng=False
-        )
-
-    @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
-    ) -> TransformerModel:
-        """Rebuild a model from :meth:`save_pretrained` output or a training checkpoint (file or directory)."""
-        checkpoint = load_checkpoint(path, map_location=map_location)
-        if "model" not in checkpoint.config:
-            raise InputError(f"{checkpoint.path}: no model config in this checkpoint")
-        model = cls(TransformerConfig(**checkpoint.config["model"]))
-        model.load_state_dict(checkpoint.model)
-        return model.to(map_location)
