@@ -1,0 +1,218 @@
+"""Knowledge graphs on disk: ``train.txt``/``valid.txt``/``test.txt`` of ``head<TAB>relation<TAB>tail`` lines.
+
+This is the layout of WN18RR, FB15k-237, YAGO3-10 and Countries in the RotatE toolkit. ``entities.dict`` and
+``relations.dict`` (``id<TAB>name``) fix the id order when present; otherwise ids follow first appearance in
+train, valid, test. Named datasets: ``nations``, ``umls``, ``kinships`` from the files bundled in the ``pykeen``
+wheel (optional dependency), or any of them from ``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from paperkit import InputError
+
+SPLITS = ("train", "valid", "test")
+PYKEEN_DATASETS = {"nations": "nations", "umls": "umls", "kinships": "kinships"}
+
+
+@dataclass
+class KnowledgeGraph:
+    """Id triples ``(n, 3)`` (int64: head, relation, tail) per split, with the id ↔ name maps.
+
+    Attributes:
+        skipped: per split, the number of valid/test triples dropped because an entity or relation never
+            occurs in training data (reported, or an error with ``strict=True``).
+        regions: entity ids of the Countries region candidates (``regions.list``), if present.
+    """
+
+    name: str
+    entities: list[str]
+    relations: list[str]
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    skipped: dict[str, int] = field(default_factory=dict)
+    regions: torch.Tensor | None = None
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relations)
+
+    def all_triples(self) -> torch.Tensor:
+        """Every known true triple (train, valid, test), for filtered ranking."""
+        return torch.cat([self.train, self.valid, self.test])
+
+    def entity_id(self, name: str) -> int:
+        try:
+            return self.entities.index(name)
+        except ValueError:
+            raise InputError(f"{self.name}: unknown entity {name!r}") from None
+
+    def relation_id(self, name: str) -> int:
+        try:
+            return self.relations.index(name)
+        except ValueError:
+            raise InputError(f"{self.name}: unknown relation {name!r}") from None
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "entities": self.num_entities,
+            "relations": self.num_relations,
+            **{split: int(getattr(self, split).shape[0]) for split in SPLITS},
+            "skipped": self.skipped,
+        }
+
+
+def read_triples(path: Path) -> list[tuple[str, str, str]]:
+    """Label triples from a tab-separated file; a line without exactly three fields is an error naming it."""
+    triples = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 3 or not all(f.strip() for f in fields):
+                raise InputError(
+                    f"{path}:{number}: expected head<TAB>relation<TAB>tail, found {len(fields)} field(s): {line[:80]!r}"
+                )
+            triples.append((fields[0].strip(), fields[1].strip(), fields[2].strip()))
+    if not triples:
+        raise InputError(f"{path}: no triples in this file")
+    return triples
+
+
+def read_dictionary(path: Path) -> list[str]:
+    """Names ordered by id from an ``id<TAB>name`` file; ids must be 0..n−1."""
+    entries: dict[int, str] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 2 or not fields[0].strip().isdigit():
+                raise InputError(f"{path}:{number}: expected id<TAB>name, found {line.strip()[:80]!r}")
+            entries[int(fields[0])] = fields[1].strip()
+    if sorted(entries) != list(range(len(entries))):
+        raise InputError(f"{path}: ids must be 0..{len(entries) - 1} without gaps")
+    return [entries[i] for i in range(len(entries))]
+
+
+def load_directory(
+    directory: str | os.PathLike[str], *, name: str | None = None, strict: bool = False
+) -> KnowledgeGraph:
+    """Read a dataset directory (see the module docstring).
+
+    Args:
+        directory: holds train.txt, valid.txt, test.txt (and optionally entities.dict, relations.dict,
+            regions.list).
+        strict: raise on valid/test triples with entities or relations unseen in training instead of dropping
+            and counting them.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such dataset directory")
+    labelled = {}
+    for split in SPLITS:
+        path = root / f"{split}.txt"
+        if not path.is_file():
+            raise InputError(f"{root}: missing {split}.txt")
+        labelled[split] = read_triples(path)
+    if (root / "entities.dict").is_file() and (root / "relations.dict").is_file():
+        entities = read_dictionary(root / "entities.dict")
+        relations = read_dictionary(root / "relations.dict")
+    else:
+        entities = list(dict.fromkeys(e for split in SPLITS for h, _, t in labelled[split] for e in (h, t)))
+        relations = list(dict.fromkeys(r for split in SPLITS for _, r, _ in labelled[split]))
+    entity_ids = {e: i for i, e in enumerate(entities)}
+    relation_ids = {r: i for i, r in enumerate(relations)}
+    seen_entities = {e for h, _, t in labelled["train"] for e in (h, t)}
+    seen_relations = {r for _, r, _ in labelled["train"]}
+    splits, skipped = {}, {}
+    for split in SPLITS:
+        rows = []
+        dropped = 0
+        for number, (h, r, t) in enumerate(labelled[split], start=1):
+            known = h in entity_ids and t in entity_ids and r in relation_ids
+            if split != "train" and not (h in seen_entities and t in seen_entities and r in seen_relations):
+                known = False
+            if not known:
+                if split == "train" or strict:
+                    raise InputError(
+                        f"{root / f'{split}.txt'}: triple {number} ({h}, {r}, {t}) has an entity or relation not in the dictionaries or the training data"
+                    )
+                dropped += 1
+                continue
+            rows.append((entity_ids[h], relation_ids[r], entity_ids[t]))
+        splits[split] = torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
+        if dropped:
+            skipped[split] = dropped
+    regions = None
+    if (root / "regions.list").is_file():
+        names = [
+            line.strip()
+            for line in (root / "regions.list").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        missing = [n for n in names if n not in entity_ids]
+        if missing:
+            raise InputError(f"{root / 'regions.list'}: unknown entities {missing}")
+        regions = torch.tensor([entity_ids[n] for n in names], dtype=torch.long)
+    return KnowledgeGraph(
+        name or root.name,
+        entities,
+        relations,
+        splits["train"],
+        splits["valid"],
+        splits["test"],
+        skipped,
+        regions,
+    )
+
+
+def load_dataset(
+    name: str, *, data_dir: str | os.PathLike[str] | None = None, strict: bool = False
+) -> KnowledgeGraph:
+    """A dataset by name: ``<data_dir>/<name>`` when ``data_dir`` is given (or ``name`` is itself a directory),
+    else the copy bundled with PyKEEN (nations, umls, kinships)."""
+    if data_dir is not None:
+        return load_directory(Path(data_dir) / name, name=name, strict=strict)
+    if Path(name).is_dir():
+        return load_directory(name, strict=strict)
+    if name not in PYKEEN_DATASETS:
+        raise InputError(
+            f"unknown dataset {name!r}: give --data-dir DIR holding {name}/train.txt, or a directory path, or one of "
+            f"{', '.join(PYKEEN_DATASETS)} (bundled with the optional pykeen dependency)"
+        )
+    try:
+        from importlib.resources import files
+
+        root = files(f"pykeen.datasets.{PYKEEN_DATASETS[name]}")
+    except ModuleNotFoundError:
+        raise InputError(
+            f"dataset {name!r} is read from the pykeen wheel: pip install 'house-kge[pykeen]', or give --data-dir"
+        ) from None
+    return load_directory(Path(str(root)), name=name, strict=strict)
+
+
+def subsampling_weights(triples: torch.Tensor, num_relations: int) -> torch.Tensor:
+    """``(n,)`` w = sqrt(1 / (c(h, r) + c(t, r⁻¹))), counts over ``triples`` starting at 4 (the RotatE toolkit)."""
+    h, r, t = (triples[:, i].numpy() for i in range(3))
+    head_keys = h * (2 * num_relations) + r
+    tail_keys = t * (2 * num_relations) + num_relations + r
+    keys = np.concatenate([head_keys, tail_keys])
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    count = counts[inverse] + 3  # the toolkit starts each count at 4
+    n = len(h)
+    return torch.from_numpy(np.sqrt(1.0 / (count[:n] + count[n:]))).float()

@@ -1,0 +1,177 @@
+"""Dataset directories in the RotatE-toolkit layout, named datasets, and subsampling weights."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from house_kge import KnowledgeGraph, load_dataset, load_directory, subsampling_weights
+
+from paperkit import InputError
+
+TRAIN = [("a", "likes", "b"), ("b", "likes", "c"), ("c", "knows", "a"), ("d", "knows", "b")]
+VALID = [("a", "knows", "c")]
+TEST = [("b", "likes", "d"), ("d", "likes", "a")]
+
+
+def test_load_directory_assigns_ids_in_order_of_first_appearance(dataset_dir) -> None:
+    graph = load_directory(dataset_dir(TRAIN, VALID, TEST))
+    assert isinstance(graph, KnowledgeGraph)
+    assert graph.name == "tiny"
+    assert graph.entities == ["a", "b", "c", "d"]
+    assert graph.relations == ["likes", "knows"]
+    assert graph.train.dtype == torch.long
+    assert graph.train.tolist() == [[0, 0, 1], [1, 0, 2], [2, 1, 0], [3, 1, 1]]
+    assert graph.valid.tolist() == [[0, 1, 2]]
+    assert graph.test.tolist() == [[1, 0, 3], [3, 0, 0]]
+    assert graph.skipped == {}
+    assert graph.regions is None
+    assert (graph.num_entities, graph.num_relations) == (4, 2)
+    assert graph.all_triples().shape == (7, 3)
+    assert graph.entity_id("c") == 2
+    assert graph.relation_id("knows") == 1
+    assert graph.describe()["train"] == 4
+
+
+def test_dictionaries_fix_the_id_order(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST, entities=["d", "c", "b", "a", "e"], relations=["knows", "likes"])
+    graph = load_directory(root, name="custom")
+    assert graph.name == "custom"
+    assert graph.entities == ["d", "c", "b", "a", "e"]
+    assert graph.relations == ["knows", "likes"]
+    assert graph.train.tolist() == [[3, 1, 2], [2, 1, 1], [1, 0, 3], [0, 0, 2]]
+    assert graph.test.tolist() == [[2, 1, 0], [0, 1, 3]]
+
+
+def test_whitespace_and_blank_lines_are_tolerated(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST)
+    (root / "train.txt").write_text("a\tlikes\tb\r\n\n  \nb\tlikes\tc \n", encoding="utf-8")
+    graph = load_directory(root)
+    assert graph.train.tolist() == [[0, 0, 1], [1, 0, 2]]
+
+
+def test_malformed_line_names_the_file_and_line(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST)
+    (root / "train.txt").write_text("a\tlikes\tb\nb\tlikes\tc\nc\tknows\n", encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape("train.txt:3")) as error:
+        load_directory(root)
+    assert "2 field(s)" in str(error.value)
+
+
+def test_four_columns_are_an_error_too(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST)
+    (root / "valid.txt").write_text("a\tknows\tc\textra\n", encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape("valid.txt:1")):
+        load_directory(root)
+
+
+def test_empty_file_is_an_error(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST)
+    (root / "test.txt").write_text("\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"test\.txt: no triples"):
+        load_directory(root)
+
+
+def test_missing_split_and_missing_directory_are_errors(dataset_dir, tmp_path: Path) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST)
+    (root / "valid.txt").unlink()
+    with pytest.raises(InputError, match=re.escape("missing valid.txt")):
+        load_directory(root)
+    with pytest.raises(InputError, match="no such dataset directory"):
+        load_directory(tmp_path / "nowhere")
+
+
+def test_unknown_entity_in_test_is_dropped_and_counted(dataset_dir) -> None:
+    test = [*TEST, ("a", "likes", "zebra"), ("b", "hates", "c")]  # unseen entity; unseen relation
+    root = dataset_dir(TRAIN, [*VALID, ("zebra", "knows", "a")], test)
+    graph = load_directory(root)
+    assert graph.skipped == {"valid": 1, "test": 2}
+    assert graph.test.tolist() == [[1, 0, 3], [3, 0, 0]]
+    assert graph.valid.tolist() == [[0, 1, 2]]
+    assert graph.describe()["skipped"] == {"valid": 1, "test": 2}
+
+
+def test_unknown_entity_with_strict_is_an_error(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, [*TEST, ("a", "likes", "zebra")])
+    with pytest.raises(InputError, match=re.escape("test.txt")) as error:
+        load_directory(root, strict=True)
+    assert "zebra" in str(error.value)
+
+
+def test_entity_missing_from_the_dictionary_is_an_error_in_train(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST, entities=["a", "b", "c"], relations=["likes", "knows"])
+    with pytest.raises(InputError, match=re.escape("train.txt")):
+        load_directory(root)
+
+
+def test_dictionary_with_a_gap_is_an_error(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST, relations=["likes", "knows"])
+    (root / "entities.dict").write_text("0\ta\n1\tb\n3\tc\n4\td\n", encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape("entities.dict")):
+        load_directory(root)
+
+
+def test_regions_list_is_read(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST, regions=["d", "b"])
+    graph = load_directory(root)
+    assert graph.regions is not None
+    assert graph.regions.tolist() == [3, 1]
+    (root / "regions.list").write_text("d\natlantis\n", encoding="utf-8")
+    with pytest.raises(InputError, match="atlantis"):
+        load_directory(root)
+
+
+def test_unknown_named_dataset_is_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no directory of that name here
+    with pytest.raises(InputError, match=re.escape("unknown dataset 'no-such-graph'")):
+        load_dataset("no-such-graph")
+
+
+def test_load_dataset_from_a_data_dir_and_from_a_path(dataset_dir, tmp_path: Path) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST, name="mygraph")
+    graph = load_dataset("mygraph", data_dir=tmp_path)
+    assert graph.name == "mygraph"
+    assert graph.train.shape == (4, 3)
+    assert load_dataset(str(root)).entities == graph.entities
+    with pytest.raises(InputError, match="no such dataset directory"):
+        load_dataset("other", data_dir=tmp_path)
+
+
+def official_count_frequency(triples: list[tuple[int, int, int]], start: int = 4) -> dict:
+    """The toolkit's counts of (head, relation) and (tail, −relation − 1), each starting at ``start``."""
+    count: dict[tuple[int, int], int] = {}
+    for head, relation, tail in triples:
+        count[(head, relation)] = count.get((head, relation), start - 1) + 1
+        count[(tail, -relation - 1)] = count.get((tail, -relation - 1), start - 1) + 1
+    return count
+
+
+def test_subsampling_weights_equal_the_toolkit_counts() -> None:
+    generator = torch.Generator().manual_seed(0)
+    triples = torch.stack(
+        [
+            torch.randint(6, (80,), generator=generator),
+            torch.randint(3, (80,), generator=generator),
+            torch.randint(6, (80,), generator=generator),
+        ],
+        dim=1,
+    )
+    rows = [tuple(row) for row in triples.tolist()]
+    count = official_count_frequency(rows)
+    expected = torch.tensor([math.sqrt(1 / (count[(h, r)] + count[(t, -r - 1)])) for h, r, t in rows])
+    weights = subsampling_weights(triples, num_relations=3)
+    assert weights.shape == (80,)
+    torch.testing.assert_close(weights, expected.float(), rtol=1e-6, atol=0)
+
+
+def test_subsampling_weight_of_a_lonely_triple() -> None:
+    """One triple: both counts are 4, so w = sqrt(1/8); a head used as a tail does not share its count."""
+    weights = subsampling_weights(torch.tensor([[0, 0, 1], [1, 0, 0]]), num_relations=1)
+    # (0, r) and (1, r⁻¹) count 1 + 3 each for the first triple; the second mirrors it
+    torch.testing.assert_close(weights, torch.full((2,), math.sqrt(1 / 8)))
+    weights = subsampling_weights(torch.tensor([[0, 0, 1], [0, 0, 2]]), num_relations=1)
+    # (0, r) occurs twice: 5 + 4
+    torch.testing.assert_close(weights, torch.full((2,), math.sqrt(1 / 9)))
