@@ -121,6 +121,15 @@ class BlockModel(nn.Module):
     def operators(self, relations: torch.Tensor) -> Operators:
         raise NotImplementedError
 
+    def batch_operators(self, relations: torch.Tensor) -> Operators:
+        """:meth:`operators` for a batch, built once per distinct relation and gathered back to ``(B, ...)``."""
+        distinct, inverse = torch.unique(relations, return_inverse=True)
+        ops = self.operators(distinct)
+        return Operators(
+            *(None if value is None else value[inverse] for value in (
+                ops.rotation, ops.head_units, ops.head_tau, ops.tail_units, ops.tail_tau, ops.translation))
+        )  # fmt: skip
+
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """Entity embeddings ``(*ids.shape, m, k)`` (an embedding lookup, whose backward is a fast scatter-add)."""
         table = self.entity.flatten(1)
@@ -151,14 +160,14 @@ class BlockModel(nn.Module):
             known: ``(B,)`` entity ids (heads when predicting tails); relations: ``(B,)``;
             candidates: ``(B, N)`` entity ids.
         """
-        ops = self.operators(relations)
+        ops = self.batch_operators(relations)
         x = self._query(known, ops, direction)
         units, tau = self._candidate_chain(ops, direction)
         return self.gamma - distance_to_candidates(x, self.lookup(candidates), units, tau)
 
     def score_all(self, known: torch.Tensor, relations: torch.Tensor, direction: Direction) -> torch.Tensor:
         """Scores ``(B, E)`` of every entity as the missing tail (or head): 1-N scoring."""
-        ops = self.operators(relations)
+        ops = self.batch_operators(relations)
         x = self._query(known, ops, direction)
         units, tau = self._candidate_chain(ops, direction)
         return self.gamma - distance_to_all(x, self.entity, units, tau)
