@@ -49,7 +49,7 @@ _EXPORTS = {
         "load_results",
         "load_bench",
     ],
-    "rundir": ["RunDir", "read_jsonl", "to_jsonable"],
+    "rundir": ["RunDir", "read_jsonl", "resume_run", "to_jsonable"],
     "seeding": ["seed_everything", "pick_device", "preserved_global_state"],
     "summary": ["write_report"],
 }
@@ -103,6 +103,6 @@ if TYPE_CHECKING:
         write_bench,
         write_results,
     )
-    from paperkit.rundir import RunDir, read_jsonl, to_jsonable
+    from paperkit.rundir import RunDir, read_jsonl, resume_run, to_jsonable
     from paperkit.seeding import pick_device, preserved_global_state, seed_everything
     from paperkit.summary import write_report

@@ -16,11 +16,17 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paperkit import atomic
+from paperkit.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from paperkit.checkpoint import Checkpoint
 
 
 def to_jsonable(config: Any) -> Any:
@@ -111,3 +117,40 @@ class RunDir:
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic.write_text(self.root / name, text)
+
+
+def resume_run(
+    run: RunDir,
+    config: Mapping[str, Any],
+    compared: Sequence[str],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    map_location: str | torch.device = "cpu",
+) -> Checkpoint | None:
+    """Resume ``run`` from its newest complete checkpoint, or start it; either way write ``config.json``.
+
+    The checkpoint's recorded config must equal ``config`` under every key in ``compared``; otherwise the run is
+    refused with an :class:`InputError` that names the differing keys, and the directory is left as it was. On
+    resume the model and optimizer are restored and metrics logged after the checkpoint's step are dropped.
+
+    Returns:
+        The checkpoint resumed from (its ``step`` and ``extra`` carry the caller's loop state), or None.
+    """
+    from paperkit.checkpoint import latest_checkpoint, load_checkpoint
+
+    found = latest_checkpoint(run.checkpoints)
+    checkpoint = None
+    if found is not None:
+        checkpoint = load_checkpoint(found, map_location=map_location)
+        wanted = to_jsonable({key: config[key] for key in compared})
+        differing = [key for key in compared if checkpoint.config.get(key) != wanted[key]]
+        if differing:
+            raise InputError(
+                f"{run.root}: its checkpoint {found.name} was written with other settings (a different "
+                f"{', '.join(differing)}); resume with the same settings or use a new output directory"
+            )
+        checkpoint.restore(model, optimizer)
+        run.truncate_metrics(checkpoint.step)
+    run.write_config(config)
+    return checkpoint

@@ -25,11 +25,9 @@ from house_kge.sampling import AnswerIndex, sample_negatives
 from paperkit import (
     InputError,
     RunDir,
-    latest_checkpoint,
-    load_checkpoint,
     progress,
+    resume_run,
     save_checkpoint,
-    to_jsonable,
 )
 
 
@@ -152,22 +150,12 @@ def train(
     state = {"order": torch.randperm(positives.shape[0], generator=generator), "cursor": 0}
     start = 0
     if run is not None:
-        found = latest_checkpoint(run.checkpoints)
-        if found is not None:
-            checkpoint = load_checkpoint(found, map_location=device)
-            compared = ("dataset", "model_class", "model", "train")
-            if {k: checkpoint.config.get(k) for k in compared} != to_jsonable(
-                {k: recorded[k] for k in compared}
-            ):
-                raise InputError(
-                    f"{run.root}: its checkpoint {found.name} was written with other settings; use the same settings or a new --out"
-                )
-            checkpoint.restore(model, optimizer)
+        compared = ("dataset", "model_class", "model", "train")
+        checkpoint = resume_run(run, recorded, compared, model, optimizer, map_location=device)
+        if checkpoint is not None:
             generator.set_state(checkpoint.extra["generator"].cpu())
             state = {"order": checkpoint.extra["order"].long(), "cursor": int(checkpoint.extra["cursor"])}
             start = checkpoint.step
-            run.truncate_metrics(start)
-        run.write_config(recorded)
 
     def save(step: int) -> None:
         if run is not None:

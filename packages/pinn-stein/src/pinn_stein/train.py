@@ -17,11 +17,9 @@ import torch
 from paperkit import (
     InputError,
     RunDir,
-    latest_checkpoint,
-    load_checkpoint,
     progress,
+    resume_run,
     save_checkpoint,
-    to_jsonable,
 )
 from pinn_stein.derivatives import SMOOTHED_METHODS, Method, check_method, model_value
 from pinn_stein.errors import TrainingDiverged
@@ -197,22 +195,12 @@ def train(
     training_seconds = 0.0
     history: list[dict[str, float]] = []
     if run is not None:
-        found = latest_checkpoint(run.checkpoints)
-        if found is not None:
-            checkpoint = load_checkpoint(found, map_location=device)
-            if {k: checkpoint.config.get(k) for k in ("pde", "network", "train")} != to_jsonable(
-                {k: recorded[k] for k in ("pde", "network", "train")}
-            ):
-                raise InputError(
-                    f"{run.root}: its checkpoint {found.name} was written with other settings; "
-                    "resume with the same settings or use a new output directory"
-                )
-            checkpoint.restore(g, optimizer)
+        checkpoint = resume_run(run, recorded, ("pde", "network", "train"), g, optimizer, map_location=device)
+        if checkpoint is not None:
             scheduler.load_state_dict(checkpoint.extra["scheduler"])
             generator.set_state(checkpoint.extra["generator"].cpu())
             start = checkpoint.step
             training_seconds = checkpoint.extra["training_seconds"]
-            run.truncate_metrics(start)
             history = [
                 {
                     "iteration": r["step"],
@@ -221,7 +209,6 @@ def train(
                 for r in run.metrics()
                 if "test_rel_l2" in r
             ]
-        run.write_config(recorded)
 
     def save(step: int) -> None:
         if run is not None:

@@ -22,11 +22,9 @@ import torch.nn.functional as F
 from paperkit import (
     InputError,
     RunDir,
-    latest_checkpoint,
-    load_checkpoint,
     progress,
+    resume_run,
     save_checkpoint,
-    to_jsonable,
 )
 from urpe.model import TransformerModel
 from urpe.tasks import Batch, SyntheticTask
@@ -157,21 +155,11 @@ def _fit(
     generator = torch.Generator().manual_seed(seed)
     start_step = 0
     if run is not None:
-        found = latest_checkpoint(run.checkpoints)
-        if found is not None:
-            checkpoint = load_checkpoint(found)
-            if checkpoint.config.get("model") != to_jsonable(config["model"]):
-                raise InputError(
-                    f"{run.root}: its checkpoint {found.name} is of a different model; resume with the same settings or use a new run directory"
-                )
-            checkpoint.restore(model, optimizer)
+        checkpoint = resume_run(run, config, ("model",), model, optimizer)
+        if checkpoint is not None:
             scheduler.load_state_dict(checkpoint.extra["scheduler"])
             generator.set_state(checkpoint.extra["generator"])
             start_step = checkpoint.step
-            run.truncate_metrics(start_step)
-        run.write_config(
-            config
-        )  # after the check above, so that a refused run leaves the directory as it was
     started = time.perf_counter()
     model.train()
     bar = progress(range(start_step, schedule.steps), desc=desc, total=schedule.steps, initial=start_step)
