@@ -29,7 +29,12 @@ def filtered_ranks(
     model.eval()
     device = model.entity.device
     realistic, optimistic = [], []
-    batches = [(direction, chunk) for direction in ("tail", "head") for chunk in triples.split(batch_size)]
+    order = torch.argsort(triples[:, 1], stable=True)
+    by_relation = triples[order]
+    _, counts = torch.unique_consecutive(by_relation[:, 1], return_counts=True)
+    # each batch holds one relation, whose entity-side terms the model then prepares once per batch
+    chunks = [chunk for group in by_relation.split(counts.tolist()) for chunk in group.split(batch_size)]
+    batches = [(direction, chunk) for direction in ("tail", "head") for chunk in chunks]
     for direction, chunk in progress(batches, desc=desc):
         known = chunk[:, 0] if direction == "tail" else chunk[:, 2]
         target = chunk[:, 2] if direction == "tail" else chunk[:, 0]
@@ -44,7 +49,11 @@ def filtered_ranks(
         optimistic.append(better + 1)
         realistic.append((better + not_worse).double() / 2 + 0.5)
     model.train(was_training)
-    return {"realistic": torch.cat(realistic).double(), "optimistic": torch.cat(optimistic).double()}
+    restore = torch.cat([torch.argsort(order), torch.argsort(order) + len(order)])
+    return {
+        "realistic": torch.cat(realistic).double()[restore],
+        "optimistic": torch.cat(optimistic).double()[restore],
+    }
 
 
 def rank_metrics(ranks: dict[str, torch.Tensor]) -> dict[str, float]:

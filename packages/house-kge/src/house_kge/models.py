@@ -24,8 +24,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from house_kge.householder import projection_chain, reflection_chain
-from house_kge.scoring import distance_to_all, distance_to_candidates
+from house_kge.householder import reflection_chain
+from house_kge.scoring import distance_to_all, distance_to_candidates, projected_candidates
 from paperkit import InputError, Pretrained
 
 Variant = Literal["house-r", "house", "house-r+", "house+"]
@@ -139,11 +139,11 @@ class BlockModel(nn.Module):
         """x for each query: Rot(P_h h + w) when predicting tails, Rotᵀ(P_t t) − w when predicting heads."""
         e = self.lookup(known)  # (B, m, k)
         if direction == "tail":
-            projected = torch.einsum("bmij,bmj->bmi", projection_chain(ops.head_units, ops.head_tau), e)
+            projected = projected_candidates(e, ops.head_units, ops.head_tau)
             if ops.translation is not None:
                 projected = projected + ops.translation
             return torch.einsum("bmij,bmj->bmi", ops.rotation, projected)
-        projected = torch.einsum("bmij,bmj->bmi", projection_chain(ops.tail_units, ops.tail_tau), e)
+        projected = projected_candidates(e, ops.tail_units, ops.tail_tau)
         x = torch.einsum("bmji,bmj->bmi", ops.rotation, projected)  # Rotᵀ
         return x - ops.translation if ops.translation is not None else x
 
@@ -163,7 +163,7 @@ class BlockModel(nn.Module):
         ops = self.batch_operators(relations)
         x = self._query(known, ops, direction)
         units, tau = self._candidate_chain(ops, direction)
-        return self.gamma - distance_to_candidates(x, self.lookup(candidates), units, tau)
+        return self.gamma - distance_to_candidates(x, self.entity, candidates, units, tau)
 
     def score_all(self, known: torch.Tensor, relations: torch.Tensor, direction: Direction) -> torch.Tensor:
         """Scores ``(B, E)`` of every entity as the missing tail (or head): 1-N scoring."""
