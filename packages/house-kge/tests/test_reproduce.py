@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,24 @@ def test_reproduce_measures_every_claim(
 def test_reproduce_needs_the_countries_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert app.main(["reproduce", "--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "countries_S3" in capsys.readouterr().err
+
+
+def test_full_mode_adds_wn18rr_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With wn18rr/ under --data-dir the full plan trains HousE on it and states the MRR and time claims."""
+    monkeypatch.setattr(
+        reproduce, "FULL", dataclasses.replace(TINY, wn18rr=reproduce.Setting(16, 4, 6.0, TINY_TRAIN))
+    )
+    data = fake_data(tmp_path / "kg")
+    ring = [(f"w{i}", "hypernym", f"w{(i + 1) % 12}") for i in range(12)]
+    write(data / "wn18rr", ring + [(f"w{i}", "hypernym", f"w{(i + 2) % 12}") for i in range(4)])
+    out = tmp_path / "report"
+    assert (
+        app.main(["reproduce", "--full", "--data-dir", str(data), "--out", str(out), "--device", "cpu"]) == 0
+    )
+    claims = {c.id: c for c in load_results(out / "results.json").claims}
+    assert claims["wn18rr"].paper_value == 0.511
+    assert claims["wn18rr-time"].holds  # seconds, far below 45 minutes
+    wn = json.loads((out / "tables.json").read_text())["wn18rr"]
+    assert 0 < wn["HousE"]["mrr"] <= 1
+    assert wn["HousE"]["total_seconds"] >= wn["HousE"]["seconds"]
+    assert wn["paper"]["RotatE"]["mrr"] == 0.477

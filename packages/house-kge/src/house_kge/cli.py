@@ -65,7 +65,7 @@ class TrainArgs(RunArgs):
 class EvaluateArgs:
     checkpoint: Path = option(help="a run directory written by `house-kge train` (or its checkpoints folder)")
     split: Literal["valid", "test"] = option("test", help="which split to rank")
-    batch_size: int = option(64, help="queries per batch")
+    batch_size: int = option(256, help="queries per batch (each batch holds one relation)")
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 

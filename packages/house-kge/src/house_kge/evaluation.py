@@ -21,7 +21,7 @@ def filtered_ranks(
     triples: torch.Tensor,
     index: AnswerIndex,
     *,
-    batch_size: int = 64,
+    batch_size: int = 256,
     desc: str = "evaluate",
 ) -> dict[str, torch.Tensor]:
     """Realistic and optimistic filtered ranks ``(2n,)`` (tail queries then head queries) of ``triples`` ``(n, 3)``."""
@@ -69,7 +69,7 @@ def rank_metrics(ranks: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def evaluate(
-    model: BlockModel, triples: torch.Tensor, index: AnswerIndex, *, batch_size: int = 64
+    model: BlockModel, triples: torch.Tensor, index: AnswerIndex, *, batch_size: int = 256
 ) -> dict[str, float]:
     """Filtered MRR, MR and Hits@k of ``triples`` against all entities, both directions."""
     return rank_metrics(filtered_ranks(model, triples, index, batch_size=batch_size))

@@ -5,8 +5,8 @@
 2. UMLS and Nations at an equal budget (entity dimension, steps, batch, negatives): HousE's filtered test MRR is at
    least RotatE's.
 3. Countries S3 (``--data-dir`` with ``countries_S3/``): HousE reaches AUC-PR ≥ 0.9.
-4. Full mode with ``wn18rr/`` under ``--data-dir``: WN18RR at a reduced dimension, MRR and Hits@10 next to the
-   paper's 0.511 / 0.602 (HousE) and 0.477 / 0.571 (RotatE); target MRR ≥ 0.45.
+4. Full mode with ``wn18rr/`` under ``--data-dir``: HousE on WN18RR at a reduced dimension within 45 minutes,
+   MRR and Hits@10 next to the paper's 0.511 / 0.602 (HousE) and 0.477 / 0.571 (RotatE); target MRR ≥ 0.45.
 """
 
 from __future__ import annotations
@@ -151,16 +151,16 @@ def run(
     tables["countries_S3"] = {"auc_pr": countries_auc_pr(model, graph.test, graph.regions)}
 
     if plan.wn18rr is not None and (Path(data_dir) / "wn18rr").is_dir():
+        began = time.perf_counter()
         graph = load_dataset("wn18rr", data_dir=data_dir)
         index = AnswerIndex(graph.all_triples(), graph.num_entities, graph.num_relations)
-        tables["wn18rr"] = {}
-        for label, build in (("HousE", _house), ("RotatE", _rotate)):
-            model = build(graph, plan.wn18rr, seed)
-            seconds = _fit(model, graph, plan.wn18rr, out, f"wn18rr-{label.lower()}", seed, device)
-            tables["wn18rr"][label] = {
-                **evaluate(model, graph.test, index, batch_size=16),
-                "seconds": seconds,
-            }
+        model = _house(graph, plan.wn18rr, seed)
+        seconds = _fit(model, graph, plan.wn18rr, out, "wn18rr-house", seed, device)
+        metrics = evaluate(model, graph.test, index)
+        tables["wn18rr"] = {
+            "HousE": {**metrics, "seconds": seconds, "total_seconds": time.perf_counter() - began},
+            "paper": {"HousE": {"mrr": 0.511, "hits@10": 0.602}, "RotatE": {"mrr": 0.477, "hits@10": 0.571}},
+        }
 
     record.write_json("tables.json", tables)
     figures = [
@@ -202,6 +202,10 @@ def _claims(tables: dict[str, Any]) -> list[Claim]:
                         ours=tables["countries_S3"]["auc_pr"], target=0.9, paper_value=None))  # fmt: skip
     if "wn18rr" in tables:
         house = tables["wn18rr"]["HousE"]
-        claims.append(claim("wn18rr", "WN18RR at reduced dimension: HousE filtered MRR >= 0.45 (paper, full size: 0.511)",
-                            metric="filtered MRR", ours=house["mrr"], target=0.45, paper_value=0.511))  # fmt: skip
+        claims += [
+            claim("wn18rr", "WN18RR at reduced dimension: HousE filtered test MRR >= 0.45 (paper, d = 800: 0.511; RotatE 0.477)",
+                  metric="filtered MRR", ours=house["mrr"], target=0.45, paper_value=0.511),
+            claim("wn18rr-time", "WN18RR at reduced dimension: training and test evaluation within 45 minutes",
+                  metric="seconds", ours=house["total_seconds"], higher_is_better=False, target=45 * 60.0),
+        ]  # fmt: skip
     return claims

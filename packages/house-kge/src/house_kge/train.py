@@ -59,7 +59,7 @@ class TrainConfig:
     uniform_weight: bool = False
     log_every: int = 100
     eval_every: int = 0
-    eval_batch_size: int = 64
+    eval_batch_size: int = 256
     checkpoint_every: int = 1000
 
     def __post_init__(self) -> None:
