@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from house_kge import KnowledgeGraph, load_dataset, load_directory, subsampling_weights
+from house_kge.data import DOWNLOAD_FILES
 
 from paperkit import InputError
 
@@ -175,3 +176,42 @@ def test_subsampling_weight_of_a_lonely_triple() -> None:
     weights = subsampling_weights(torch.tensor([[0, 0, 1], [0, 0, 2]]), num_relations=1)
     # (0, r) occurs twice: 5 + 4
     torch.testing.assert_close(weights, torch.full((2,), math.sqrt(1 / 9)))
+
+
+def test_named_download_is_fetched_once_into_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wn18rr without --data-dir: the files come from the mirror URL into the cache, then from the cache."""
+    mirror = tmp_path / "mirror" / "wn18rr"
+    mirror.mkdir(parents=True)
+    splits = {"train.txt": TRAIN, "valid.txt": VALID, "test.txt": TEST}
+    for file, rows in splits.items():
+        (mirror / file).write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows), encoding="utf-8")
+    entities = sorted({e for rows in splits.values() for h, _, t in rows for e in (h, t)})
+    relations = sorted({r for rows in splits.values() for _, r, _ in rows})
+    (mirror / "entities.dict").write_text(
+        "".join(f"{i}\t{e}\n" for i, e in enumerate(entities)), encoding="utf-8"
+    )
+    (mirror / "relations.dict").write_text(
+        "".join(f"{i}\t{r}\n" for i, r in enumerate(relations)), encoding="utf-8"
+    )
+    monkeypatch.setenv("HOUSE_KGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOUSE_KGE_DATA_URL", (tmp_path / "mirror").as_uri())
+    graph = load_dataset("wn18rr")
+    assert graph.entities == entities
+    assert graph.train.shape == (len(TRAIN), 3)
+    assert sorted(p.name for p in (tmp_path / "cache" / "wn18rr").iterdir()) == sorted(DOWNLOAD_FILES)
+    monkeypatch.setenv(
+        "HOUSE_KGE_DATA_URL", (tmp_path / "nowhere").as_uri()
+    )  # a second load reads the cache only
+    assert load_dataset("wn18rr").entities == entities
+
+
+def test_failed_download_says_how_to_use_a_local_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOUSE_KGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOUSE_KGE_DATA_URL", (tmp_path / "nowhere").as_uri())
+    with pytest.raises(InputError, match=r"could not download .*FB15k-237/train\.txt.*--data-dir"):
+        load_dataset("fb15k-237")
+    assert not (tmp_path / "cache" / "fb15k-237").exists()

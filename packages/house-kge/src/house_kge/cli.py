@@ -28,7 +28,9 @@ ModelName = Literal["house", "house-r", "house+", "house-r+", "rotate"]
 @dataclass
 class TrainArgs(RunArgs):
     dataset: str = option(
-        "umls", help="a dataset directory, a name under --data-dir, or nations/umls/kinships (pykeen)"
+        "umls",
+        help="a dataset directory, a name under --data-dir, wn18rr/fb15k-237 (downloaded once), or "
+        "nations/umls/kinships (pykeen)",
     )
     data_dir: Path | None = option(None, help="folder holding <dataset>/train.txt, valid.txt, test.txt")
     model: ModelName = option("house", help="HousE variant, or the RotatE baseline")

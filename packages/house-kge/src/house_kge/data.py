@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paperkit import InputError
+from paperkit import InputError, write_bytes
 
 SPLITS = ("train", "valid", "test")
 PYKEEN_DATASETS = {"nations": "nations", "umls": "umls", "kinships": "kinships"}
@@ -181,19 +181,67 @@ def load_directory(
     )
 
 
+DOWNLOADS = {"wn18rr": "wn18rr", "fb15k-237": "FB15k-237"}
+"""Datasets fetched on first use: name -> folder of the RotatE toolkit's ``data/`` (the layout this package reads)."""
+
+DOWNLOAD_URL = "https://raw.githubusercontent.com/DeepGraphLearning/KnowledgeGraphEmbedding/master/data"
+DOWNLOAD_FILES = ("train.txt", "valid.txt", "test.txt", "entities.dict", "relations.dict")
+
+
+def cache_root() -> Path:
+    """Where downloaded datasets live: ``$HOUSE_KGE_CACHE``, else ``$XDG_CACHE_HOME/house-kge``, else
+    ``~/.cache/house-kge``."""
+    if os.environ.get("HOUSE_KGE_CACHE"):
+        return Path(os.environ["HOUSE_KGE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "house-kge"
+
+
+def download_dataset(name: str, *, base_url: str | None = None, root: Path | None = None) -> Path:
+    """Fetch ``name`` (wn18rr, fb15k-237) from the RotatE toolkit's repository into the cache once; its folder.
+
+    Each file is written atomically, so an interrupted download leaves no partial file; the folder counts as
+    complete once every file is there. ``base_url`` (default: ``$HOUSE_KGE_DATA_URL`` or :data:`DOWNLOAD_URL`)
+    points at a mirror holding ``<folder>/<file>``.
+    """
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    target = (root or cache_root()) / name
+    base = (base_url or os.environ.get("HOUSE_KGE_DATA_URL") or DOWNLOAD_URL).rstrip("/")
+    for file in DOWNLOAD_FILES:
+        if (target / file).is_file():
+            continue
+        url = f"{base}/{DOWNLOADS[name]}/{file}"
+        try:
+            with urlopen(url, timeout=60) as response:
+                content = response.read()
+        except (URLError, OSError) as error:
+            raise InputError(
+                f"could not download {url} ({error}); download the {name} files yourself and pass --data-dir "
+                f"DIR with DIR/{name}/train.txt, valid.txt, test.txt"
+            ) from None
+        target.mkdir(parents=True, exist_ok=True)
+        write_bytes(target / file, content)
+    return target
+
+
 def load_dataset(
     name: str, *, data_dir: str | os.PathLike[str] | None = None, strict: bool = False
 ) -> KnowledgeGraph:
     """A dataset by name: ``<data_dir>/<name>`` when ``data_dir`` is given (or ``name`` is itself a directory),
-    else the copy bundled with PyKEEN (nations, umls, kinships)."""
+    else wn18rr / fb15k-237 downloaded into the cache on first use (:func:`download_dataset`), else the copy bundled
+    with PyKEEN (nations, umls, kinships)."""
     if data_dir is not None:
         return load_directory(Path(data_dir) / name, name=name, strict=strict)
     if Path(name).is_dir():
         return load_directory(name, strict=strict)
+    if name in DOWNLOADS:
+        return load_directory(download_dataset(name), name=name, strict=strict)
     if name not in PYKEEN_DATASETS:
         raise InputError(
             f"unknown dataset {name!r}: give --data-dir DIR holding {name}/train.txt, or a directory path, or one of "
-            f"{', '.join(PYKEEN_DATASETS)} (bundled with the optional pykeen dependency)"
+            f"{', '.join([*DOWNLOADS, *PYKEEN_DATASETS])} (downloaded on first use; the last three bundled with the "
+            "optional pykeen dependency)"
         )
     try:
         from importlib.resources import files

@@ -73,8 +73,8 @@ FULL = Plan(
     patterns=Setting(128, 8, 6.0, TrainConfig(steps=4000, batch_size=256, negatives=64, lr=2e-3, checkpoint_every=1000)),
     small=Setting(400, 8, 12.0, TrainConfig(steps=4000, batch_size=256, negatives=64, lr=1e-3, checkpoint_every=1000)),
     countries=Setting(400, 4, 0.1, TrainConfig(steps=8000, batch_size=512, negatives=64, lr=1e-3, checkpoint_every=1000)),
-    wn18rr=Setting(200, 8, 6.0, TrainConfig(steps=20_000, batch_size=512, negatives=128, alpha=1.149, lr=1e-3,
-                                            warm_up=10_000, regularization=0.0961, checkpoint_every=1000)),
+    wn18rr=Setting(200, 8, 6.0, TrainConfig(steps=8000, batch_size=512, negatives=128, alpha=1.149, lr=1e-3,
+                                            warm_up=5000, regularization=0.0961, checkpoint_every=1000)),
 )  # fmt: skip
 
 
