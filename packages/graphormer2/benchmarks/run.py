@@ -1,0 +1,832 @@
+"""Preprocessing and training throughput of graphormer2 against PyTorch Geometric and the official code.
+
+Workload (spec §8.4); each measurement runs in a fresh process with ``torch.set_num_threads(--threads)``.
+
+- **Preprocessing** of the SMILES of ``NCI/first_5K.smi`` from the RDKit wheel (quick: the first 1,000; full:
+  all 4,999, of which 8 do not parse in RDKit and fail in every pipeline), SMILES in, model-ready graphs out,
+  timed end to end after an untimed warm-up on 20 SMILES (median of ``--repeats`` passes: quick 3, full 1).
+  Throughput = input SMILES / wall seconds.
+
+  * ours: ``graphormer2.from_smiles(smiles)`` without a cache: RDKit parsing, OGB ``smiles2graph`` features,
+    degrees, shortest-path distances (RDKit's topological distance matrix), one shortest path per pair walked
+    for all pairs at once, the bond ids of its first 5 hops, and the packed ``graphormer2.MoleculeDataset``.
+  * anchor (what users would otherwise pick): PyG's SMILES featurisation plus RDKit's distance matrix; per
+    molecule ``mol = Chem.MolFromSmiles(s)``, ``torch_geometric.utils.from_rdmol(mol)`` and
+    ``Chem.GetDistanceMatrix(mol)`` stored on the ``Data``. ``torch_geometric.utils.from_smiles`` is exactly
+    ``MolFromSmiles`` + ``from_rdmol``; its two parts are called here so that one parsed molecule serves both
+    the features and the distances. This gives features and distances but no path edges (the input of the
+    multi-hop edge encoding).
+  * second anchor, the official preprocessing (``graphormer/data/wrapper.py`` ``preprocess_item`` with
+    ``graphormer/data/algos.pyx``) as a straight Python port written in this file
+    (:func:`official_preprocess`): RDKit parsing, the same OGB features as ours
+    (``graphormer2.features.atom_features`` / ``bond_features``, standing in for ogb's ``smiles2graph``), the
+    ``1 + 512 f`` id offsets, a dense adjacency, Floyd–Warshall over all (k, i, j) storing the last improving
+    intermediate node, then for every connected pair the recursive recovery of that path and its bond ids into
+    an ``(n, n, max φ, 3)`` array, sized as the official wrapper sizes it (max φ is 510 for a molecule of
+    several fragments); the official collator's cut to the first 5 hops is included. The Cython original
+    compiles these loops and is faster than the port: the port shows the cost of the algorithm, not of Cython.
+
+  The SPD + path step alone (spec §8.4: "preprocessing ms/molecule ... report speed-up") is timed inside the
+  same runs on already parsed and featurised molecules: ours ``topological_distance`` +
+  ``graphormer2.preprocess`` against the port's ``preprocess_item``. Ours and the port must agree on every
+  molecule (ids, degrees, distances and hops per pair; the stored path may differ where several are shortest)
+  or the run fails.
+
+- **Training** on the TPSA task (``graphormer2.tpsa_task``: ``NCI/first_5k.tpsa.csv``; quick: its first 1,000
+  rows; full: all), split 80/10/10 with seed 0 (``graphormer2.split``). Targets are standardised with the mean
+  and standard deviation of the training split for both models (TPSA spans 0–300 Å²); MAEs are in Å². Both
+  models see the same batches: ``--batch-size`` graphs (default 32) in the epoch order of
+  ``DistributedSampler(seed=0)`` as ``graphormer2.fit`` draws it, the same epochs (quick 4, full 10), AdamW
+  (β 0.9/0.999, ε 1e-8, weight decay 0.01), peak lr 5e-4 after a linear warm-up over the first 10 % of the
+  updates, then linear decay to 1e-9 (``graphormer2.learning_rate``), gradient clipping at norm 5; validation
+  after every epoch, and the test MAE of the weights with the lowest validation MAE.
+
+  * ours: ``graphormer2.Graphormer`` with ``GraphormerConfig.preset("slim", num_layers=6)`` (D 80, FFN 80,
+    8 heads, Post-LN, multi-hop edge encoding), every dropout 0, trained by ``graphormer2.fit``;
+  * anchor: ``torch_geometric.nn.models.GIN`` (5 layers, batch norm inside each GIN MLP, no dropout) on the
+    sum of learned embeddings of PyG's 9 categorical atom features, then ``global_mean_pool`` and
+    ``Linear(hidden, 1)``. Bond features are ignored (PyG's ``GIN`` takes no edge attributes). Its graphs come
+    from ``torch_geometric.utils.from_smiles`` on the same SMILES, batched with ``Batch.from_data_list`` in a
+    plain loop. Its hidden size is the multiple of 8 whose parameter count is closest to ours (required within
+    ±25 %). TPSA is a sum of atom contributions, which a mean readout cannot count: expect the anchor's MAE to
+    suffer from the readout, not only from 1-WL.
+
+  Training throughput = training graphs × epochs / training seconds (collation, forward, backward, update; the
+  per-epoch validation is timed separately and left out for both).
+
+Ratios are ``ours / anchor`` (paperkit's convention): above 1 means ours is faster for throughput; below 1
+means ours is more accurate for MAE.
+
+    python packages/graphormer2/benchmarks/run.py --out reports/graphormer2 [--quick] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from graphormer2 import (
+    Graphormer,
+    GraphormerConfig,
+    RegressionObjective,
+    TrainConfig,
+    collate,
+    fit,
+    from_smiles,
+    learning_rate,
+    preprocess,
+    split,
+    tpsa_task,
+)
+from graphormer2.datasets import rdkit_data_file
+from graphormer2.features import MolGraph, atom_features, bond_features, topological_distance
+from rdkit import Chem, rdBase
+from torch import nn
+
+from paperkit import Anchor, Bench, Measurement, machine_info, write_bench
+
+RESULT_PREFIX = "RESULT "
+SMILES_FILE = "NCI/first_5K.smi"
+WARMUP_SMILES = 20
+MULTI_HOP = 5  # L, hops of each stored path kept (multi_hop_max_dist)
+UNREACHABLE = 510  # the official φ of pairs in different fragments
+OFFSET = 512  # width of one feature's id block
+SPLIT, SPLIT_SEED = (0.8, 0.1, 0.1), 0
+LR, END_LR, WEIGHT_DECAY, WARMUP_FRACTION, CLIP = 5e-4, 1e-9, 0.01, 0.1, 5.0
+GIN_LAYERS = 5
+PARAMETER_TOLERANCE = 0.25
+# importing torch_geometric warns about its own use of torch.jit.script
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One measurement, run in its own process.
+
+    ``task`` is ``preprocess`` (``library`` ``ours``, ``pyg`` or ``official``) or ``train`` (``ours`` or
+    ``gin``); ``molecules`` is the number of SMILES or TPSA rows read (None: all of them); preprocessing times
+    are the median of ``repeats`` passes.
+    """
+
+    task: str
+    library: str
+    molecules: int | None = None
+    epochs: int = 1
+    batch_size: int = 32
+    gin_hidden: int = 0
+    cache_dir: str | None = None
+    repeats: int = 1
+    threads: int = 2
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        names = {
+            ("preprocess", "ours"): "ours graphormer2.from_smiles, preprocessing",
+            ("preprocess", "pyg"): "PyG from_rdmol + RDKit distance matrix, preprocessing",
+            ("preprocess", "official"): "official preprocess_item (Python port), preprocessing",
+            ("train", "ours"): "ours Graphormer slim-6, TPSA training",
+            ("train", "gin"): f"PyG GIN hidden {self.gin_hidden}, TPSA training",
+        }
+        return names[(self.task, self.library)]
+
+
+# ------------------------------------------------------------------------------------------- preprocessing
+
+
+def nci_smiles(count: int | None) -> list[str]:
+    """The first ``count`` (None: all) SMILES of ``NCI/first_5K.smi`` (one ``SMILES<TAB>id`` per line)."""
+    lines = rdkit_data_file(SMILES_FILE).read_text(encoding="utf-8").splitlines()
+    smiles = [line.split()[0] for line in lines if line.strip()]
+    return smiles if count is None else smiles[:count]
+
+
+def official_floyd_warshall(adjacency: list[list[bool]]) -> tuple[list[list[int]], list[list[int]]]:
+    """All-pairs hop distances and the path matrix, as the official ``algos.floyd_warshall`` computes them.
+
+    Args:
+        adjacency: ``n × n`` booleans of an undirected graph.
+
+    Returns:
+        ``dist`` ``n × n``: φ(i, j), 0 on the diagonal, 510 for unreachable pairs; ``via`` ``n × n``: the last
+        intermediate node k that shortened the path i → j (−1 for a direct bond or i = j, 510 if unreachable).
+    """
+    n = len(adjacency)
+    dist = [[0 if i == j else (1 if adjacency[i][j] else UNREACHABLE) for j in range(n)] for i in range(n)]
+    via = [[-1] * n for _ in range(n)]
+    for k in range(n):
+        dist_k = dist[k]
+        for i in range(n):
+            dist_i, via_i = dist[i], via[i]
+            d_ik = dist_i[k]
+            for j in range(n):
+                through = d_ik + dist_k[j]
+                if dist_i[j] > through:
+                    dist_i[j] = through
+                    via_i[j] = k
+    for i in range(n):
+        for j in range(n):
+            if dist[i][j] >= UNREACHABLE:
+                dist[i][j] = UNREACHABLE
+                via[i][j] = UNREACHABLE
+    return dist, via
+
+
+def official_path_interior(via: list[list[int]], i: int, j: int) -> list[int]:
+    """The nodes strictly between i and j on the stored path, recursively (``algos.get_all_edges``)."""
+    k = via[i][j]
+    if k == -1:
+        return []
+    return [*official_path_interior(via, i, k), k, *official_path_interior(via, k, j)]
+
+
+def official_edge_input(max_dist: int, via: list[list[int]], edge_ids: np.ndarray) -> np.ndarray:
+    """Bond ids along every stored path (``algos.gen_edge_input``).
+
+    Args:
+        max_dist: hop slots per pair (the official wrapper passes the largest φ of the graph).
+        via: the path matrix of :func:`official_floyd_warshall`.
+        edge_ids: int64 ``(n, n, 3)`` bond ids of bonded pairs.
+
+    Returns:
+        int64 ``(n, n, max_dist, 3)``: ``[i, j, l]`` = ids of hop l of the path i → j; −1 past the path's end,
+        for i = j and for unreachable pairs.
+    """
+    n = len(via)
+    out = np.full((n, n, max_dist, edge_ids.shape[-1]), -1, dtype=np.int64)
+    for i in range(n):
+        for j in range(n):
+            if i == j or via[i][j] == UNREACHABLE:
+                continue
+            path = [i, *official_path_interior(via, i, j), j]
+            for hop in range(len(path) - 1):
+                out[i, j, hop, :] = edge_ids[path[hop], path[hop + 1], :]
+    return out
+
+
+def official_preprocess(
+    x: np.ndarray, edge_index: np.ndarray, edge_attr: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """The official ``preprocess_item`` on one featurised molecule, then the collator's cut to ``L`` hops.
+
+    Args:
+        x: int64 ``(n, 9)`` OGB atom features; edge_index: int64 ``(2, E)``; edge_attr: int64 ``(E, 3)``.
+
+    Returns:
+        The official per-graph tensors, int64; all but ``attn_edge_type`` are one below ours, as the official
+        collator adds 1 when batching: ``x`` ``(n, 9)`` ``v + 1 + 512 f``; ``in_degree`` ``(n,)`` the degree;
+        ``spatial_pos`` ``(n, n)`` φ; ``attn_edge_type`` ``(n, n, 3)`` ``v + 2 + 512 j`` for bonded pairs;
+        ``edge_input`` ``(n, n, min(max φ, L), 3)`` the ``attn_edge_type`` ids of each hop, −1 where there is none.
+    """
+    x_t, edge_index_t, edge_attr_t = (torch.from_numpy(a) for a in (x, edge_index, edge_attr))
+    n = x_t.shape[0]
+    atom_offsets = 1 + OFFSET * torch.arange(x_t.shape[1])
+    bond_offsets = 1 + OFFSET * torch.arange(edge_attr_t.shape[1])
+    adjacency = torch.zeros(n, n, dtype=torch.bool)
+    adjacency[edge_index_t[0], edge_index_t[1]] = True
+    attn_edge_type = torch.zeros(n, n, edge_attr_t.shape[1], dtype=torch.long)
+    attn_edge_type[edge_index_t[0], edge_index_t[1]] = edge_attr_t + bond_offsets + 1
+    dist, via = official_floyd_warshall(adjacency.tolist())
+    max_dist = max(max(row) for row in dist)
+    edge_input = official_edge_input(max_dist, via, attn_edge_type.numpy())
+    return {
+        "x": x_t + atom_offsets,
+        "in_degree": adjacency.long().sum(dim=1),
+        "spatial_pos": torch.tensor(dist, dtype=torch.long),
+        "attn_edge_type": attn_edge_type,
+        "edge_input": torch.from_numpy(edge_input[:, :, :MULTI_HOP].copy()),
+    }
+
+
+def check_agreement(ours: Any, official: list[dict[str, torch.Tensor]], acyclic: list[bool]) -> int:
+    """Fail unless ours and the official port give the same ids, degrees, distances and hops per pair.
+
+    The path edge ids are compared exactly for acyclic molecules (one shortest path per pair) and by their count
+    per pair elsewhere: with several shortest paths the two choose differently (``graphormer2.paths``), and the
+    model accepts either as input.
+
+    Returns:
+        The number of molecules whose path edge ids are identical.
+    """
+    if len(ours) != len(official):
+        raise SystemExit(f"ours kept {len(ours)} molecules, the official port {len(official)}")
+    identical = 0
+    for index, theirs in enumerate(official):
+        item = ours[index]
+        path_ids = theirs["edge_input"]  # (n, n, min(max φ, L), 3), −1 where no hop
+        path_ids = torch.nn.functional.pad(path_ids, (0, 0, 0, MULTI_HOP - path_ids.shape[2]), value=-1)
+        path_ids = torch.where(path_ids >= 0, path_ids + 1, 0)  # the official collator's +1 (0 = padding)
+        same_paths = torch.equal(item.edge_input.long(), path_ids)
+        same = (
+            torch.equal(item.x.long(), theirs["x"] + 1)
+            and torch.equal(item.in_degree.long(), theirs["in_degree"] + 1)
+            and torch.equal(item.spatial_pos.long(), theirs["spatial_pos"] + 1)
+            and torch.equal(item.attn_edge_type.long(), theirs["attn_edge_type"])
+            and torch.equal((item.edge_input[..., 0] > 0).sum(-1), (path_ids[..., 0] > 0).sum(-1))
+            and (same_paths or not acyclic[index])
+        )
+        if not same:
+            raise SystemExit(f"ours and the official port disagree on {ours.smiles[index]!r}")
+        identical += same_paths
+    return identical
+
+
+def median_time(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall seconds of ``repeats`` calls of ``run``, and the last call's result."""
+    times, result = [], None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times), result
+
+
+def preprocess_ours(request: Request) -> dict[str, Any]:
+    smiles = nci_smiles(request.molecules)
+    from_smiles(smiles[:WARMUP_SMILES])
+    seconds, dataset = median_time(lambda: from_smiles(smiles), request.repeats)
+    with rdBase.BlockLogs():
+        mols = [mol for mol in map(Chem.MolFromSmiles, smiles) if mol is not None]
+    featurised = [(mol, atom_features(mol), *bond_features(mol)) for mol in mols]
+    no_targets = np.zeros(0, dtype=np.float32)
+
+    def step() -> None:
+        for mol, x, edge_index, edge_attr in featurised:
+            graph = MolGraph(x, edge_index, edge_attr, x.shape[0], distance=topological_distance(mol))
+            preprocess(graph, no_targets, MULTI_HOP)
+
+    step_seconds, _ = median_time(step, request.repeats)
+    return {
+        "seconds": seconds,
+        "smiles": len(smiles),
+        "kept": len(dataset),
+        "step_seconds": step_seconds,
+        "step_molecules": len(featurised),
+    }
+
+
+def preprocess_pyg(request: Request) -> dict[str, Any]:
+    from torch_geometric.utils import from_rdmol
+
+    smiles = nci_smiles(request.molecules)
+
+    def run(batch: list[str]) -> list[Any]:
+        graphs = []
+        with rdBase.BlockLogs():
+            for text in batch:
+                mol = Chem.MolFromSmiles(text)
+                if mol is None:
+                    continue
+                data = from_rdmol(mol)
+                data.spatial_pos = torch.from_numpy(Chem.GetDistanceMatrix(mol)).long()
+                graphs.append(data)
+        return graphs
+
+    run(smiles[:WARMUP_SMILES])
+    seconds, graphs = median_time(lambda: run(smiles), request.repeats)
+    return {"seconds": seconds, "smiles": len(smiles), "kept": len(graphs)}
+
+
+def preprocess_official(request: Request) -> dict[str, Any]:
+    smiles = nci_smiles(request.molecules)
+    step_times: list[float] = []
+
+    def run(batch: list[str]) -> list[dict[str, torch.Tensor]]:
+        items, step_seconds = [], 0.0
+        with rdBase.BlockLogs():
+            for text in batch:
+                mol = Chem.MolFromSmiles(text)
+                if mol is None:
+                    continue
+                x = atom_features(mol)
+                edge_index, edge_attr = bond_features(mol)
+                began = time.perf_counter()
+                items.append(official_preprocess(x, edge_index, edge_attr))
+                step_seconds += time.perf_counter() - began
+        step_times.append(step_seconds)
+        return items
+
+    run(smiles[:WARMUP_SMILES])
+    step_times.clear()
+    seconds, items = median_time(lambda: run(smiles), request.repeats)
+    with rdBase.BlockLogs():
+        mols = [mol for mol in map(Chem.MolFromSmiles, smiles) if mol is not None]
+    acyclic = [mol.GetRingInfo().NumRings() == 0 for mol in mols]
+    identical = check_agreement(from_smiles(smiles), items, acyclic)
+    return {
+        "seconds": seconds,
+        "smiles": len(smiles),
+        "kept": len(items),
+        "identical_paths": identical,
+        "acyclic": sum(acyclic),
+        "step_seconds": statistics.median(step_times),
+        "step_molecules": len(items),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def graphormer_config() -> GraphormerConfig:
+    """Our model: the slim preset (D 80, FFN 80, 8 heads) with 6 layers and every dropout 0."""
+    return GraphormerConfig.preset(
+        "slim", num_layers=6, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0
+    )
+
+
+class PygGIN(nn.Module):
+    """The anchor: summed embeddings of PyG's 9 atom features → ``torch_geometric.nn.models.GIN`` → mean pool
+    → ``Linear(hidden, 1)``; ``forward(batch)`` gives ``(B, 1)``."""
+
+    def __init__(self, hidden: int, num_layers: int = GIN_LAYERS) -> None:
+        from torch_geometric.nn.models import GIN
+        from torch_geometric.utils.smiles import x_map
+
+        super().__init__()
+        self.atom = nn.ModuleList(nn.Embedding(len(values), hidden) for values in x_map.values())
+        self.gin = GIN(hidden, hidden, num_layers, norm="batch_norm")
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        from torch_geometric.nn import global_mean_pool
+
+        h = sum(embed(batch.x[:, f]) for f, embed in enumerate(self.atom))
+        h = self.gin(h, batch.edge_index)
+        return self.head(global_mean_pool(h, batch.batch))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def matching_gin_hidden(target: int) -> int:
+    """The GIN hidden size (a multiple of 8) whose parameter count is closest to ``target``."""
+    counts: dict[int, int] = {}
+    hidden = 0
+    while not counts or counts[hidden] < target:
+        hidden += 8
+        counts[hidden] = count_parameters(PygGIN(hidden))
+    return min(counts, key=lambda size: abs(counts[size] - target))
+
+
+@dataclass
+class TpsaSplit:
+    """The TPSA dataset, its 80/10/10 split and the training split's target mean and standard deviation."""
+
+    dataset: Any
+    parts: tuple[Any, Any, Any]
+    mean: float
+    std: float
+
+    @property
+    def mean_predictor_mae(self) -> float:
+        """Test MAE (Å²) of predicting the training mean for every molecule: the baseline a model must beat."""
+        return (self.dataset.targets[self.parts[2].indices, 0].double() - self.mean).abs().mean().item()
+
+
+def tpsa_split(request: Request) -> TpsaSplit:
+    dataset = tpsa_task(limit=request.molecules, cache_dir=request.cache_dir)
+    parts = split(dataset, SPLIT, seed=SPLIT_SEED)
+    train_targets = dataset.targets[parts[0].indices, 0].double()
+    return TpsaSplit(dataset, parts, train_targets.mean().item(), train_targets.std().item())
+
+
+class Standardised(torch.utils.data.Dataset):
+    """Items of ``subset`` with their targets standardised: ``y ← (y − mean) / std``."""
+
+    def __init__(self, subset: Any, mean: float, std: float) -> None:
+        self.subset, self.mean, self.std = subset, mean, std
+
+    def __len__(self) -> int:
+        return len(self.subset)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.subset[index]
+        return replace(item, y=(item.y - self.mean) / self.std)
+
+
+def train_config(request: Request, train_size: int) -> TrainConfig:
+    """The optimisation shared by both models (module docstring)."""
+    total = request.epochs * math.ceil(train_size / request.batch_size)
+    return TrainConfig(
+        epochs=request.epochs,
+        batch_size=request.batch_size,
+        lr=LR,
+        end_lr=END_LR,
+        warmup_steps=round(WARMUP_FRACTION * total),
+        weight_decay=WEIGHT_DECAY,
+        clip_norm=CLIP,
+        seed=request.seed,
+        log_every=10**9,
+    )
+
+
+@dataclass
+class TimedRegression(RegressionObjective):
+    """The L1 objective of ``graphormer2.fit``, also summing the seconds spent validating."""
+
+    seconds: float = 0.0
+
+    def evaluate(self, model: nn.Module, loader: Any) -> dict[str, float]:
+        began = time.perf_counter()
+        metrics = super().evaluate(model, loader)
+        self.seconds += time.perf_counter() - began
+        return metrics
+
+
+def train_ours(request: Request) -> dict[str, Any]:
+    data = tpsa_split(request)
+    train, valid, test = (Standardised(part, data.mean, data.std) for part in data.parts)
+    torch.manual_seed(request.seed)
+    model = Graphormer(graphormer_config())
+    objective = TimedRegression()
+    config = train_config(request, len(train))
+    result = fit(model, train, valid, collate, objective, config)
+    model.load_state_dict(result.best_state)
+    model.eval()
+    loader = torch.utils.data.DataLoader(test, batch_size=request.batch_size, collate_fn=collate)
+    with torch.no_grad():
+        test_mae = RegressionObjective().evaluate(model, loader)["mae"] * data.std
+    seconds = result.seconds - objective.seconds
+    return {
+        "seconds": seconds,
+        "graphs_per_second": len(train) * request.epochs / seconds,
+        "parameters": model.num_parameters(),
+        "valid_mae": result.best_metric * data.std,
+        "test_mae": test_mae,
+        "mean_predictor_mae": data.mean_predictor_mae,
+        "steps": result.steps,
+        "sizes": [len(part) for part in data.parts],
+    }
+
+
+def gin_mae(model: nn.Module, graphs: list[Any], batch_size: int) -> float:
+    """Mean |prediction − y| over ``graphs`` in standardised units (eval mode, no gradients)."""
+    from torch_geometric.data import Batch
+
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for first in range(0, len(graphs), batch_size):
+            batch = Batch.from_data_list(graphs[first : first + batch_size])
+            total += (model(batch) - batch.y).abs().sum().item()
+    model.train()
+    return total / len(graphs)
+
+
+def train_gin(request: Request) -> dict[str, Any]:
+    from torch.utils.data import DistributedSampler
+    from torch_geometric.data import Batch
+    from torch_geometric.utils import from_smiles as pyg_from_smiles
+
+    data = tpsa_split(request)
+    targets = (data.dataset.targets[:, 0].double() - data.mean) / data.std
+
+    def graphs(subset: Any) -> list[Any]:
+        out = []
+        for index in subset.indices:
+            graph = pyg_from_smiles(data.dataset.smiles[index])
+            graph.y = targets[index].float().view(1, 1)
+            out.append(graph)
+        return out
+
+    train, valid, test = (graphs(part) for part in data.parts)
+    torch.manual_seed(request.seed)
+    model = PygGIN(request.gin_hidden)
+    config = train_config(request, len(train))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=LR, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+    )
+    # the batches of graphormer2.fit: each epoch's order of a one-process DistributedSampler, cut in batches
+    sampler = DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=config.seed)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    best_mae, best_state, seconds, step = math.inf, {}, 0.0, 0
+    model.train()
+    for epoch in range(config.epochs):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        began = time.perf_counter()
+        for first in range(0, len(order), config.batch_size):
+            batch = Batch.from_data_list([train[i] for i in order[first : first + config.batch_size]])
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step, total)
+            loss = (model(batch) - batch.y).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+            optimizer.step()
+            step += 1
+        seconds += time.perf_counter() - began
+        valid_mae = gin_mae(model, valid, config.batch_size)
+        if valid_mae < best_mae:
+            best_mae, best_state = valid_mae, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return {
+        "seconds": seconds,
+        "graphs_per_second": len(train) * config.epochs / seconds,
+        "parameters": count_parameters(model),
+        "valid_mae": best_mae * data.std,
+        "test_mae": gin_mae(model, test, config.batch_size) * data.std,
+        "mean_predictor_mae": data.mean_predictor_mae,
+        "steps": step,
+        "sizes": [len(train), len(valid), len(test)],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+def worker(request: Request) -> dict[str, Any]:
+    """Run one request in this process (called in the child)."""
+    torch.set_num_threads(request.threads)
+    torch.manual_seed(request.seed)
+    handlers = {
+        ("preprocess", "ours"): preprocess_ours,
+        ("preprocess", "pyg"): preprocess_pyg,
+        ("preprocess", "official"): preprocess_official,
+        ("train", "ours"): train_ours,
+        ("train", "gin"): train_gin,
+    }
+    return handlers[(request.task, request.library)](request)
+
+
+def measure(request: Request) -> dict[str, Any]:
+    """Run one request in a fresh Python process; its result is the ``RESULT`` line of its stdout."""
+    print(f"measuring {request.label} ...", file=sys.stderr, flush=True)
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(asdict(request))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if done.returncode or not lines:
+        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
+        raise SystemExit(f"{request.label}: the measuring process failed (exit code {done.returncode})")
+    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    print(f"  done in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="directory of bench.json")
+    parser.add_argument("--quick", action="store_true", help="1,000 SMILES / TPSA rows and 4 epochs")
+    parser.add_argument("--threads", type=positive, default=2)
+    parser.add_argument(
+        "--molecules", type=positive, help="SMILES preprocessed (default: 1000 quick, all full)"
+    )
+    parser.add_argument(
+        "--train-molecules", type=positive, help="TPSA rows used (default: 1000 quick, all full)"
+    )
+    parser.add_argument(
+        "--epochs", type=positive, help="training epochs of both models (default: 4 quick, 10 full)"
+    )
+    parser.add_argument("--batch-size", type=positive, default=32)
+    parser.add_argument(
+        "--repeats", type=positive, help="timed preprocessing passes, median kept (default: 3 quick, 1 full)"
+    )
+    # internal: run one Request, given as JSON, in this process and print its result
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(RESULT_PREFIX + json.dumps(worker(Request(**json.loads(args.worker)))), flush=True)
+        return 0
+    if args.out is None:
+        parser.error("--out is required")
+    molecules = args.molecules if args.molecules is not None else (1000 if args.quick else None)
+    train_molecules = (
+        args.train_molecules if args.train_molecules is not None else (1000 if args.quick else None)
+    )
+    epochs = args.epochs or (4 if args.quick else 10)
+    repeats = args.repeats or (3 if args.quick else 1)
+    began = time.perf_counter()
+
+    ours_parameters = Graphormer(graphormer_config()).num_parameters()
+    gin_hidden = matching_gin_hidden(ours_parameters)
+    gin_parameters = count_parameters(PygGIN(gin_hidden))
+    if abs(gin_parameters / ours_parameters - 1) > PARAMETER_TOLERANCE:
+        raise SystemExit(f"no GIN hidden size within ±25 % of {ours_parameters} parameters")
+
+    with tempfile.TemporaryDirectory(prefix="graphormer2-bench-") as scratch:
+        pre = Request("preprocess", "ours", molecules=molecules, repeats=repeats, threads=args.threads)
+        prepared = {
+            library: measure(replace(pre, library=library)) for library in ("ours", "pyg", "official")
+        }
+        fitting = Request(
+            "train",
+            "ours",
+            molecules=train_molecules,
+            epochs=epochs,
+            batch_size=args.batch_size,
+            gin_hidden=gin_hidden,
+            cache_dir=scratch,
+            threads=args.threads,
+        )
+        trained = {library: measure(replace(fitting, library=library)) for library in ("ours", "gin")}
+
+    machine = {**machine_info("cpu"), "threads": args.threads, "mode": "quick" if args.quick else "full"}
+    pyg_version = package_version("torch-geometric")
+    pyg_anchor = Anchor("PyG torch_geometric.utils.from_rdmol + RDKit GetDistanceMatrix", pyg_version)
+    official_anchor = Anchor(
+        "official Graphormer preprocess_item + algos.pyx (Floyd–Warshall, recursive paths), Python port",
+        "microsoft/Graphormer v2.0 logic",
+    )
+    gin_anchor = Anchor("PyG torch_geometric.nn.models.GIN (mean pool, Linear head)", pyg_version)
+    count = prepared["ours"]["smiles"]
+    pre_workload = (
+        f"first {count} SMILES of RDKit's {SMILES_FILE}, SMILES to model-ready graphs, median of {repeats} "
+        f"pass(es) after a warm-up, torch.set_num_threads({args.threads})"
+    )
+
+    def rate(result: dict[str, Any], key: str = "seconds", items: str = "smiles") -> float:
+        return result[items] / result[key]
+
+    ours_rate, pyg_rate, official_rate = (rate(prepared[key]) for key in ("ours", "pyg", "official"))
+    ours_step = rate(prepared["ours"], "step_seconds", "step_molecules")
+    official_step = rate(prepared["official"], "step_seconds", "step_molecules")
+    sizes = trained["ours"]["sizes"]
+    train_workload = (
+        f"TPSA ({sum(sizes)} NCI molecules, split {sizes[0]}/{sizes[1]}/{sizes[2]}, seed {SPLIT_SEED}), "
+        f"{epochs} epochs of batches of {args.batch_size}, AdamW lr {LR:g} (10 % warm-up, linear decay), "
+        f"standardised targets; ours Graphormer slim-6 ({trained['ours']['parameters']} parameters) vs "
+        f"PyG GIN {GIN_LAYERS}x{gin_hidden} ({trained['gin']['parameters']} parameters), "
+        f"torch.set_num_threads({args.threads})"
+    )
+    rows = [
+        Measurement(
+            f"{pre_workload}; ours graphormer2.from_smiles (features, SPD, path edges) vs PyG from_rdmol + "
+            "GetDistanceMatrix (features, SPD, no path edges)",
+            "preprocessing throughput",
+            "molecules/s",
+            ours_rate,
+            pyg_rate,
+            True,
+            pyg_anchor,
+        ),
+        Measurement(
+            f"{pre_workload}; ours graphormer2.from_smiles vs the official preprocessing (Python port)",
+            "preprocessing throughput",
+            "molecules/s",
+            ours_rate,
+            official_rate,
+            True,
+            official_anchor,
+        ),
+        Measurement(
+            f"{pre_workload}; SPD + path step only on featurised molecules: ours topological_distance + "
+            "preprocess vs the official preprocess_item (Python port)",
+            "SPD + path preprocessing throughput",
+            "molecules/s",
+            ours_step,
+            official_step,
+            True,
+            official_anchor,
+        ),
+        Measurement(
+            train_workload,
+            "training throughput",
+            "graphs/s",
+            trained["ours"]["graphs_per_second"],
+            trained["gin"]["graphs_per_second"],
+            True,
+            gin_anchor,
+        ),
+        Measurement(
+            train_workload + "; weights of the best validation epoch",
+            "test MAE",
+            "Å²",
+            trained["ours"]["test_mae"],
+            trained["gin"]["test_mae"],
+            False,
+            gin_anchor,
+        ),
+    ]
+    path = write_bench(Bench("graphormer2", pyg_anchor, rows[0], machine, rows), args.out)
+
+    print(f"machine: {json.dumps(machine)}")
+    print(f"torch-geometric {pyg_version}, torch {torch.__version__}; ratio = ours / anchor")
+    print(f"\nPreprocessing ({pre_workload})")
+    print(f"  {'pipeline':58s} {'mol/s':>9s} {'ms/mol':>8s} {'ours/anchor':>12s}")
+    table = [
+        ("PyG from_rdmol + GetDistanceMatrix (no path edges)", pyg_rate),
+        ("official preprocess_item + algos.pyx, Python port", official_rate),
+        ("ours graphormer2.from_smiles", ours_rate),
+    ]
+    for name, value in table:
+        ratio = "" if name.startswith("ours") else f"{ours_rate / value:12.3f}"
+        print(f"  {name:58s} {value:9.1f} {1000 / value:8.3f} {ratio:>12s}")
+    print(
+        f"  SPD + path step only: ours {1000 / ours_step:.3f} ms/mol, "
+        f"official port {1000 / official_step:.3f} ms/mol, speed-up {ours_step / official_step:.1f}x\n"
+        f"  ours and the port agree on all {prepared['official']['kept']} molecules; identical path edge ids "
+        f"on {prepared['official']['identical_paths']} (all {prepared['official']['acyclic']} acyclic ones "
+        "among them; elsewhere another of the shortest paths may be stored)"
+    )
+    print(f"\nTraining ({train_workload})")
+    print(
+        f"  {'model':34s} {'params':>8s} {'graphs/s':>9s} {'train s':>8s} {'valid MAE':>10s} {'test MAE':>9s}"
+    )
+    for key, name in (
+        ("gin", f"PyG GIN {GIN_LAYERS} layers, hidden {gin_hidden}"),
+        ("ours", "ours Graphormer slim-6"),
+    ):
+        result = trained[key]
+        print(
+            f"  {name:34s} {result['parameters']:8d} {result['graphs_per_second']:9.1f} "
+            f"{result['seconds']:8.1f} {result['valid_mae']:10.3f} {result['test_mae']:9.3f}"
+        )
+    print(
+        f"  {'predicting the training mean':34s} {'':8s} {'':9s} {'':8s} {'':10s} "
+        f"{trained['ours']['mean_predictor_mae']:9.3f}"
+    )
+    print(
+        f"  ratios ours/GIN: throughput {rows[3].ratio:.3f}, test MAE {rows[4].ratio:.3f} "
+        "(MAE in Å², lower is better)"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": str(path),
+                "ratio_vs_pyg_preprocessing": rows[0].ratio,
+                "seconds": round(time.perf_counter() - began, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
