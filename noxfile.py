@@ -10,7 +10,7 @@ package gets its sessions by existing:
 - ``lint``: ruff check and ruff format --check on the whole tree.
 - ``workspace``: the cross-cutting contract in ``tests/``.
 - ``reproduce-<package>`` / ``reproduce``: ``<script> reproduce --quick --out reports/<package>`` (``-- --full``
-  for the long version), then ``reports/REPORT.md`` and the README status column. Not run by default.
+  for the long version; other arguments after ``--`` are passed on, e.g. ``-- --data-dir DIR``), then ``reports/REPORT.md`` and the README status column. Not run by default.
 - ``bench-<package>`` / ``bench``: ``benchmarks/run.py --out reports/<package>`` writing ``bench.json``. Not run
   by default.
 - ``workflows``: regenerate ``.github/workflows/package-<member>.yml`` from the template below.
@@ -168,8 +168,9 @@ def reproduce_into(session: nox.Session, member: Member) -> bool:
     out = REPORTS / member.name
     out.mkdir(parents=True, exist_ok=True)
     mode = "--full" if "--full" in session.posargs else "--quick"
+    extra = [a for a in session.posargs if a not in ("--full", "--quick")]  # e.g. --data-dir DIR
     try:
-        session.run(member.name, "reproduce", mode, "--out", str(out), env=TEST_ENV)
+        session.run(member.name, "reproduce", mode, "--out", str(out), *extra, env=TEST_ENV)
     except nox.command.CommandFailed:
         return False
     return True
