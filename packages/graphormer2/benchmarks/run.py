@@ -67,8 +67,6 @@ import copy
 import json
 import math
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -98,9 +96,8 @@ from graphormer2.features import MolGraph, atom_features, bond_features, topolog
 from rdkit import Chem, rdBase
 from torch import nn
 
-from paperkit import Anchor, Bench, Measurement, machine_info, write_bench
+from paperkit import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
 
-RESULT_PREFIX = "RESULT "
 SMILES_FILE = "NCI/first_5K.smi"
 WARMUP_SMILES = 20
 MULTI_HOP = 5  # L, hops of each stored path kept (multi_hop_max_dist)
@@ -607,22 +604,8 @@ def worker(request: Request) -> dict[str, Any]:
 
 
 def measure(request: Request) -> dict[str, Any]:
-    """Run one request in a fresh Python process; its result is the ``RESULT`` line of its stdout."""
-    print(f"measuring {request.label} ...", file=sys.stderr, flush=True)
-    began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(asdict(request))],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if done.returncode or not lines:
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
-        raise SystemExit(f"{request.label}: the measuring process failed (exit code {done.returncode})")
-    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
-    print(f"  done in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
-    return result
+    """Run one request in a fresh Python process (:func:`paperkit.run_isolated`)."""
+    return run_isolated(__file__, asdict(request), request.label)
 
 
 def package_version(name: str) -> str:
@@ -662,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(RESULT_PREFIX + json.dumps(worker(Request(**json.loads(args.worker)))), flush=True)
+        emit_result(worker(Request(**json.loads(args.worker))))
         return 0
     if args.out is None:
         parser.error("--out is required")

@@ -47,8 +47,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -58,9 +56,8 @@ from typing import Any
 
 import torch
 
-from paperkit import Anchor, Bench, Measurement, machine_info, write_bench
+from paperkit import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
 
-RESULT_PREFIX = "RESULT "
 BATCH, NEGATIVES, GAMMA, ALPHA, LR = 512, 128, 12.0, 1.0, 1e-3
 ROTATE_DIM = 200  # complex dimensions (400 real), PyKEEN's default embedding_dim
 HOUSE_DIM, HOUSE_K = 400, 8  # 400 real dimensions in 50 blocks of 8
@@ -306,22 +303,8 @@ def worker(request: Request) -> dict[str, Any]:
 
 
 def measure(request: Request) -> dict[str, Any]:
-    """Run one request in a fresh Python process; its result is the ``RESULT`` line of its stdout."""
-    print(f"measuring {request.label} ...", file=sys.stderr, flush=True)
-    began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(asdict(request))],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if done.returncode or not lines:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"{request.label}: the measuring process failed (exit code {done.returncode})")
-    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
-    print(f"  done in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
-    return result
+    """Run one request in a fresh Python process (:func:`paperkit.run_isolated`)."""
+    return run_isolated(__file__, asdict(request), request.label)
 
 
 def umls_source(data_dir: Path | None) -> str | None:
@@ -356,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(RESULT_PREFIX + json.dumps(worker(Request(**json.loads(args.worker)))), flush=True)
+        emit_result(worker(Request(**json.loads(args.worker))))
         return 0
     if args.out is None:
         parser.error("--out is required")

@@ -30,6 +30,7 @@ _EXPORTS = {
         "restore_rng",
     ],
     "errors": ["InputError", "SchemaError", "UnsafeCheckpointError"],
+    "isolation": ["run_isolated", "emit_result"],
     "plotting": ["plot_lines", "plot_bars"],
     "pretrained": ["Pretrained"],
     "progress": ["progress", "progress_enabled"],
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
         save_checkpoint,
     )
     from paperkit.errors import InputError, SchemaError, UnsafeCheckpointError
+    from paperkit.isolation import emit_result, run_isolated
     from paperkit.plotting import plot_bars, plot_lines
     from paperkit.pretrained import Pretrained
     from paperkit.progress import progress, progress_enabled
