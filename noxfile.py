@@ -3,9 +3,9 @@
 Members (``shared`` and every ``packages/*`` with a ``pyproject.toml``) are discovered from the filesystem, so a new
 package gets its sessions by existing:
 
-- ``tests-<member>``: a fresh venv holding only that member, paperkit and their locked dependencies plus the
+- ``tests-<member>``: a fresh venv holding only that member, papers_common and their locked dependencies plus the
   member's ``test`` extra; runs the member's ``tests/``. An undeclared import fails here.
-- ``wheel-<member>``: builds the sdist and wheel with ``uv build --package``, installs the wheel (and paperkit's)
+- ``wheel-<member>``: builds the sdist and wheel with ``uv build --package``, installs the wheel (and papers_common's)
   non-editable into a clean venv, imports it and runs ``<script> --help``.
 - ``lint``: ruff check and ruff format --check on the whole tree.
 - ``workspace``: the cross-cutting contract in ``tests/``.
@@ -129,7 +129,9 @@ def make_tests(member: Member) -> None:
         session.chdir(member.path)
         session.run("pytest", "tests", *session.posargs, env=TEST_ENV)
 
-    tests.__doc__ = f"Run {member.name}'s tests in a venv holding only it, paperkit and their dependencies."
+    tests.__doc__ = (
+        f"Run {member.name}'s tests in a venv holding only it, papers_common and their dependencies."
+    )
 
 
 def make_wheel(member: Member) -> None:
@@ -137,7 +139,7 @@ def make_wheel(member: Member) -> None:
     def wheel(session: nox.Session) -> None:
         dist = Path(session.create_tmp()).resolve() / "dist"
         shutil.rmtree(dist, ignore_errors=True)
-        for name in dict.fromkeys([member.name, "paperkit"]):
+        for name in dict.fromkeys([member.name, "papers-common"]):
             session.run(
                 uv_bin(), "build", "--package", name, "--out-dir", str(dist), "--quiet", external=True
             )
@@ -178,7 +180,7 @@ def reproduce_into(session: nox.Session, member: Member) -> bool:
 
 def assemble_report(session: nox.Session) -> None:
     REPORTS.mkdir(exist_ok=True)
-    session.run("paperkit", "report", "--reports", str(REPORTS), "--readme", str(ROOT / "README.md"))
+    session.run("papers-common", "report", "--reports", str(REPORTS), "--readme", str(ROOT / "README.md"))
 
 
 def make_reproduce(member: Member) -> None:

@@ -1,4 +1,4 @@
-"""Packages share code only through paperkit: no dependency on, and no import of, another paper package."""
+"""Packages share code only through papers_common: no dependency on, and no import of, another paper package."""
 
 from __future__ import annotations
 
@@ -15,23 +15,23 @@ NAMES = {m.name for m in MEMBERS}
 PAPER_IMPORTS = {m.import_name for m in MEMBERS if m.is_paper}
 
 
-def test_paperkit_is_the_only_member_dependency(member: noxfile.Member) -> None:
+def test_papers_common_is_the_only_member_dependency(member: noxfile.Member) -> None:
     project = noxfile.read_toml(member.path / "pyproject.toml")["project"]
-    allowed = {"paperkit"} if member.is_paper else set()
+    allowed = {"papers-common"} if member.is_paper else set()
     extra = contract.member_dependencies(project, NAMES - {member.name}) - allowed
     assert not extra, f"{member.rel}/pyproject.toml depends on workspace member(s) {sorted(extra)}"
 
 
-def test_paper_packages_take_paperkit_from_the_workspace(member: noxfile.Member) -> None:
+def test_paper_packages_take_papers_common_from_the_workspace(member: noxfile.Member) -> None:
     pyproject = noxfile.read_toml(member.path / "pyproject.toml")
     sources = pyproject.get("tool", {}).get("uv", {}).get("sources", {})
     if not member.is_paper:
-        assert sources == {}, f"{member.rel}: paperkit takes nothing from the workspace"
+        assert sources == {}, f"{member.rel}: papers-common takes nothing from the workspace"
         return
-    assert sources.get("paperkit") == {"workspace": True}, (
-        f"{member.rel}: [tool.uv.sources] paperkit = {{ workspace = true }}"
+    assert sources.get("papers-common") == {"workspace": True}, (
+        f"{member.rel}: [tool.uv.sources] papers-common = {{ workspace = true }}"
     )
-    assert "paperkit" in {contract.requirement_name(r) for r in pyproject["project"]["dependencies"]}
+    assert "papers-common" in {contract.requirement_name(r) for r in pyproject["project"]["dependencies"]}
 
 
 def test_no_imports_of_other_paper_packages(member: noxfile.Member) -> None:
@@ -39,13 +39,13 @@ def test_no_imports_of_other_paper_packages(member: noxfile.Member) -> None:
     assert not problems, f"{member.rel}: " + "; ".join(problems)
 
 
-def test_shared_code_is_only_paperkit() -> None:
+def test_shared_code_is_only_papers_common() -> None:
     shared = [
         p.name
         for p in (ROOT / "shared" / "src").iterdir()
         if p.is_dir() and not p.name.startswith((".", "_"))
     ]
-    assert shared == ["paperkit"], f"shared/src must hold only the paperkit package, found {shared}"
+    assert shared == ["papers_common"], f"shared/src must hold only the papers_common package, found {shared}"
 
 
 # The checkers themselves, on small trees where they must find problems.
@@ -55,18 +55,18 @@ def test_cross_import_checker_finds_every_import_form(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("import urpe.attention\n")
     (tmp_path / "b.py").write_text("from house_kge import HousE\n")
     (tmp_path / "c.py").write_text("import importlib\nm = importlib.import_module('pinn_stein.stein')\n")
-    (tmp_path / "d.py").write_text("from . import local\nimport torch\nfrom paperkit import App\n")
+    (tmp_path / "d.py").write_text("from . import local\nimport torch\nfrom papers_common import App\n")
     found = contract.cross_imports(tmp_path, {"urpe", "house_kge", "pinn_stein"})
     assert found == ["a.py: imports urpe", "b.py: imports house_kge", "c.py: imports pinn_stein"]
 
 
 def test_dependency_checker_sees_extras() -> None:
     project = {
-        "dependencies": ["paperkit>=0.1", "torch"],
+        "dependencies": ["papers-common>=0.2", "torch"],
         "optional-dependencies": {"x": ["House_KGE[pykeen]>=1"]},
     }
-    assert contract.member_dependencies(project, {"paperkit", "house-kge", "urpe"}) == {
-        "paperkit",
+    assert contract.member_dependencies(project, {"papers-common", "house-kge", "urpe"}) == {
+        "papers-common",
         "house-kge",
     }
 

@@ -14,9 +14,9 @@ PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 
 def test_members_are_discovered() -> None:
     names = [m.name for m in MEMBERS]
-    assert "paperkit" in names
+    assert "papers-common" in names
     assert len(names) == len(set(names)), f"duplicate distribution names: {names}"
-    assert all(m.path.parent == ROOT / "packages" for m in MEMBERS if m.name != "paperkit")
+    assert all(m.path.parent == ROOT / "packages" for m in MEMBERS if m.name != "papers-common")
 
 
 def test_required_files(member: noxfile.Member) -> None:

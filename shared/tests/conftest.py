@@ -1,4 +1,4 @@
-"""Fixtures shared by the paperkit tests."""
+"""Fixtures shared by the papers_common tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture
 def restore_torch_determinism() -> Iterator[None]:
     """Undo the process-wide settings that ``seed_everything`` changes (environment, torch flags, generators)."""
-    from paperkit import preserved_global_state
+    from papers_common import preserved_global_state
 
     with preserved_global_state():
         yield

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 import pytest
 
-from paperkit import App, InputError, RunArgs, option, read_config_file
-from paperkit.app import coerce
+from papers_common import App, InputError, RunArgs, option, read_config_file
+from papers_common.app import coerce
 
 
 @dataclass

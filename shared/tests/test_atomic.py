@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperkit import atomic
+from papers_common import atomic
 
 OLD = b"old content\n" * 100
 
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent(
     import sys
     import time
 
-    from paperkit.atomic import atomic_open
+    from papers_common.atomic import atomic_open
 
     with atomic_open(sys.argv[1], "wb") as handle:
         handle.write(b"NEW-" * 4096)

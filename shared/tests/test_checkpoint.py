@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import paperkit
-from paperkit import UnsafeCheckpointError
-from paperkit.checkpoint import (
+import papers_common
+from papers_common import UnsafeCheckpointError
+from papers_common.checkpoint import (
     capture_rng,
     checkpoint_paths,
     latest_checkpoint,
@@ -25,7 +25,7 @@ from paperkit.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from paperkit.errors import InputError
+from papers_common.errors import InputError
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -305,7 +305,7 @@ def test_nothing_loadable_raises_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "step-00000001.json")
     (tmp_path / "step-00000001.json").write_text('{"format": "something-else"}', encoding="utf-8")
-    with pytest.raises(InputError, match="not a paperkit-checkpoint/1 sidecar"):
+    with pytest.raises(InputError, match="not a papers-common-checkpoint/1 sidecar"):
         load_checkpoint(tmp_path / "step-00000001.json")
 
 
@@ -359,10 +359,10 @@ def test_latest_checkpoint_skips_truncated_sidecar(tmp_path: Path) -> None:
 def test_latest_checkpoint_ignores_stray_temporary_files(tmp_path: Path) -> None:
     sidecars = three_checkpoints(tmp_path)
     # Leftovers of writes killed half-way, for a step newer than any complete checkpoint.
-    (tmp_path / f".step-00000009.safetensors{paperkit.atomic.TMP_MARKER}abc123.safetensors").write_bytes(
+    (tmp_path / f".step-00000009.safetensors{papers_common.atomic.TMP_MARKER}abc123.safetensors").write_bytes(
         b"x" * 10
     )
-    (tmp_path / f".step-00000009.json{paperkit.atomic.TMP_MARKER}def456.json").write_text(
+    (tmp_path / f".step-00000009.json{papers_common.atomic.TMP_MARKER}def456.json").write_text(
         sidecars[2].read_text(encoding="utf-8"), encoding="utf-8"
     )
     assert latest_checkpoint(tmp_path) == sidecars[2]
@@ -420,8 +420,8 @@ class Malicious:
 def test_pickle_with_custom_object_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "custom.pt"
     torch.save({"w": torch.ones(2), "obj": CustomObject()}, path)
-    with pytest.raises(paperkit.UnsafeCheckpointError) as err:
-        paperkit.load_state_dict(path)
+    with pytest.raises(papers_common.UnsafeCheckpointError) as err:
+        papers_common.load_state_dict(path)
     assert str(path) in str(err.value)
 
 
@@ -429,8 +429,8 @@ def test_malicious_pickle_is_refused_and_payload_does_not_run(tmp_path: Path) ->
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"w": torch.ones(2), "evil": Malicious(marker)}, path)
-    with pytest.raises(paperkit.UnsafeCheckpointError) as err:
-        paperkit.load_state_dict(path)
+    with pytest.raises(papers_common.UnsafeCheckpointError) as err:
+        papers_common.load_state_dict(path)
     assert str(path) in str(err.value)
     assert not marker.exists()
     # The payload is live: an unrestricted unpickler does run it.
@@ -475,7 +475,7 @@ def test_sidecar_is_json_with_weights_digest(tmp_path: Path) -> None:
     sidecar = save_checkpoint(tmp_path, 4, {"w": torch.ones(3)}, config={"name": "x"}, rng=False)
     meta = json.loads(sidecar.read_text(encoding="utf-8"))
     weights = tmp_path / "step-00000004.safetensors"
-    assert meta["format"] == "paperkit-checkpoint/1"
+    assert meta["format"] == "papers-common-checkpoint/1"
     assert meta["step"] == 4
     assert meta["config"] == {"name": "x"}
     assert meta["weights"] == {

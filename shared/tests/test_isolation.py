@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from paperkit import emit_result, run_isolated
+from papers_common import emit_result, run_isolated
 
 CHILD = textwrap.dedent(
     """
     import json, sys
-    from paperkit import emit_result
+    from papers_common import emit_result
     payload = json.loads(sys.argv[sys.argv.index("--worker") + 1])
     print("noise before the result")
     if payload["fail"]:

@@ -1,4 +1,4 @@
-"""Importing paperkit stays cheap: heavy libraries load only when a function needs them."""
+"""Importing papers_common stays cheap: heavy libraries load only when a function needs them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import paperkit
+import papers_common
 
 HEAVY = ("torch", "matplotlib", "tqdm", "jsonschema")
 
@@ -25,8 +25,8 @@ def loaded_after(code: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_import_paperkit_loads_no_heavy_library() -> None:
-    assert loaded_after("import paperkit") == []
+def test_import_papers_common_loads_no_heavy_library() -> None:
+    assert loaded_after("import papers_common") == []
 
 
 def test_light_attributes_load_no_heavy_library() -> None:
@@ -36,24 +36,24 @@ def test_light_attributes_load_no_heavy_library() -> None:
         "atomic_open", "progress_enabled", "seed_everything", "pick_device", "save_checkpoint",
         "load_state_dict", "plot_lines", "plot_bars", "write_report", "__version__",
     ]  # fmt: skip
-    code = "import paperkit\n" + "\n".join(f"paperkit.{name}" for name in names)
+    code = "import papers_common\n" + "\n".join(f"papers_common.{name}" for name in names)
     assert loaded_after(code) == []
 
 
 def test_the_probe_sees_heavy_imports() -> None:
     """The same check does report a heavy library once a function that needs it runs."""
-    code = "import paperkit\ntry:\n    paperkit.validate({}, 'bench')\nexcept paperkit.SchemaError:\n    pass"
+    code = "import papers_common\ntry:\n    papers_common.validate({}, 'bench')\nexcept papers_common.SchemaError:\n    pass"
     assert loaded_after(code) == ["jsonschema"]
 
 
 def test_every_export_resolves() -> None:
-    for name in paperkit.__all__:
-        assert getattr(paperkit, name) is not None, name
-    assert set(dir(paperkit)) == set(paperkit.__all__)
-    assert paperkit.claim is paperkit.report.claim
-    assert isinstance(paperkit.__version__, str)
+    for name in papers_common.__all__:
+        assert getattr(papers_common, name) is not None, name
+    assert set(dir(papers_common)) == set(papers_common.__all__)
+    assert papers_common.claim is papers_common.report.claim
+    assert isinstance(papers_common.__version__, str)
 
 
 def test_unknown_attribute_raises_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = paperkit.nope
+        _ = papers_common.nope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from paperkit import plot_bars, plot_lines
+from papers_common import plot_bars, plot_lines
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""``paperkit.Pretrained``: a model rebuilt from its dataclass config and safetensors weights."""
+"""``papers_common.Pretrained``: a model rebuilt from its dataclass config and safetensors weights."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperkit import InputError, Pretrained, save_checkpoint
+from papers_common import InputError, Pretrained, save_checkpoint
 
 
 @dataclass(frozen=True)

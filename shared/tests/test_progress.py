@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from paperkit import progress, progress_enabled
+from papers_common import progress, progress_enabled
 
 
 class FakeStream(io.StringIO):

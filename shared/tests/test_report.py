@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-import paperkit
-from paperkit import (
+import papers_common
+from papers_common import (
     Anchor,
     Baseline,
     Bench,
@@ -26,8 +26,8 @@ from paperkit import (
     write_bench,
     write_results,
 )
-from paperkit.errors import InputError
-from paperkit.report import fmt, machine_info
+from papers_common.errors import InputError
+from papers_common.report import fmt, machine_info
 
 # --- claim() ---------------------------------------------------------------------------------------------
 
@@ -307,8 +307,8 @@ def test_schema_error_is_an_input_error() -> None:
 def test_load_results_rejects_schema_violations_naming_file_and_field(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
     path.write_text(json.dumps(broken(("claims", 0, "holds"), "yes")), encoding="utf-8")
-    with pytest.raises(paperkit.SchemaError) as err:
-        paperkit.load_results(path)
+    with pytest.raises(papers_common.SchemaError) as err:
+        papers_common.load_results(path)
     assert f"{path}: claims[0].holds: 'yes' is not of type 'boolean'" in str(err.value)
 
 
@@ -419,8 +419,8 @@ def test_markdown_rows_keep_their_columns_when_text_holds_pipes(tmp_path: Path) 
         higher_is_better=False,
         target=1e-5,
     )
-    results = paperkit.Results("urpe", "0.1.0", paperkit.Paper("T", None), "quick", {}, 1.0, [c])
-    _, md = paperkit.write_results(results, tmp_path)
+    results = papers_common.Results("urpe", "0.1.0", papers_common.Paper("T", None), "quick", {}, 1.0, [c])
+    _, md = papers_common.write_results(results, tmp_path)
     row = next(line for line in md.read_text().splitlines() if line.startswith("| dev "))
     header = next(line for line in md.read_text().splitlines() if line.startswith("| claim "))
     unescaped = row.replace("\\|", "")

@@ -1,4 +1,4 @@
-"""``paperkit.resume_run``: start or resume a run directory, refusing a checkpoint of other settings."""
+"""``papers_common.resume_run``: start or resume a run directory, refusing a checkpoint of other settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperkit import InputError, RunDir, resume_run, save_checkpoint
+from papers_common import InputError, RunDir, resume_run, save_checkpoint
 
 
 def test_a_fresh_run_writes_its_config(tmp_path: Path) -> None:

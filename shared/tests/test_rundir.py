@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperkit import RunDir, read_jsonl, to_jsonable
+from papers_common import RunDir, read_jsonl, to_jsonable
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperkit import InputError, pick_device, seed_everything
+from papers_common import InputError, pick_device, seed_everything
 
 pytestmark = pytest.mark.usefixtures("restore_torch_determinism")
 
@@ -126,7 +126,7 @@ def test_preserved_global_state_undoes_seed_everything(monkeypatch: pytest.Monke
 
     import torch
 
-    from paperkit import preserved_global_state, seed_everything
+    from papers_common import preserved_global_state, seed_everything
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     torch.use_deterministic_algorithms(False)

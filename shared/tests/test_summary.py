@@ -1,4 +1,4 @@
-"""REPORT.md assembly, the README status block, and the ``paperkit`` command."""
+"""REPORT.md assembly, the README status block, and the ``papers_common`` command."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from paperkit import Anchor, Baseline, Bench, Measurement, Paper, Results, claim, write_bench, write_results
-from paperkit.cli import app
-from paperkit.summary import STATUS_BEGIN, STATUS_END, collect, update_readme_status, write_report
+from papers_common import (
+    Anchor,
+    Baseline,
+    Bench,
+    Measurement,
+    Paper,
+    Results,
+    claim,
+    write_bench,
+    write_results,
+)
+from papers_common.cli import app
+from papers_common.summary import STATUS_BEGIN, STATUS_END, collect, update_readme_status, write_report
 
 MACHINE = {"cpu": "Test CPU", "cores": 4, "torch": "2.5.0", "device": "cpu"}
 
@@ -115,7 +125,7 @@ def test_report_command_rejects_invalid_results(tmp_path: Path, capsys: pytest.C
     path.write_text(json.dumps(data), encoding="utf-8")
     assert app.main(["report", "--reports", str(reports)]) == 2
     err = capsys.readouterr().err
-    assert f"paperkit: error: {path}: claims[0].holds: 'yes' is not of type 'boolean'" in err
+    assert f"papers-common: error: {path}: claims[0].holds: 'yes' is not of type 'boolean'" in err
     assert "Traceback" not in err
     assert not (reports / "REPORT.md").exists()
 

@@ -54,7 +54,7 @@ Workload (spec §8.4); each measurement runs in a fresh process with ``torch.set
   Training throughput = training graphs × epochs / training seconds (collation, forward, backward, update; the
   per-epoch validation is timed separately and left out for both).
 
-Ratios are ``ours / anchor`` (paperkit's convention): above 1 means ours is faster for throughput; below 1
+Ratios are ``ours / anchor`` (papers_common's convention): above 1 means ours is faster for throughput; below 1
 means ours is more accurate for MAE.
 
     python packages/graphormer2/benchmarks/run.py --out reports/graphormer2 [--quick] [--threads 2]
@@ -96,7 +96,7 @@ from graphormer2.features import MolGraph, atom_features, bond_features, topolog
 from rdkit import Chem, rdBase
 from torch import nn
 
-from paperkit import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
+from papers_common import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
 
 SMILES_FILE = "NCI/first_5K.smi"
 WARMUP_SMILES = 20
@@ -604,7 +604,7 @@ def worker(request: Request) -> dict[str, Any]:
 
 
 def measure(request: Request) -> dict[str, Any]:
-    """Run one request in a fresh Python process (:func:`paperkit.run_isolated`)."""
+    """Run one request in a fresh Python process (:func:`papers_common.run_isolated`)."""
     return run_isolated(__file__, asdict(request), request.label)
 
 

@@ -16,7 +16,7 @@ from graphormer2.atoms import (
 from rdkit import Chem
 from rdkit.Chem import rdDepictor, rdDistGeom
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

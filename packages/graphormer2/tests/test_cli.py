@@ -22,7 +22,7 @@ from graphormer2.relaxation import relaxation_task
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from paperkit import latest_checkpoint, preserved_global_state, read_jsonl
+from papers_common import latest_checkpoint, preserved_global_state, read_jsonl
 
 torch.set_num_threads(1)
 

@@ -22,7 +22,7 @@ from graphormer2.collate import (
 from graphormer2.features import MolGraph, smiles_to_graph
 from rdkit import RDConfig
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

@@ -18,7 +18,7 @@ from graphormer2.features import smiles_to_graph
 from rdkit import Chem
 from torch.utils.data import DataLoader
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

@@ -24,7 +24,7 @@ from test_model import (
     tiny_config,
 )
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

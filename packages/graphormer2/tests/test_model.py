@@ -18,7 +18,7 @@ from rdkit import Chem
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

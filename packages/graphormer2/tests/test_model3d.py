@@ -10,7 +10,7 @@ import torch
 from graphormer2.atoms import AtomsBatch, AtomsItem, Standardisation, collate_atoms
 from graphormer2.model3d import GaussianBasis, Graphormer3D, Graphormer3DConfig, gaussian_pdf
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

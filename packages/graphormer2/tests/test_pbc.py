@@ -8,7 +8,7 @@ import pytest
 import torch
 from graphormer2.pbc import IN_PLANE_OFFSETS, periodic_images, periodic_item
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

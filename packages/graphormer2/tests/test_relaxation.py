@@ -10,7 +10,7 @@ from graphormer2.relaxation import RelaxationError, nci_smiles, relax_molecule, 
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
-from paperkit import InputError
+from papers_common import InputError
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from graphormer2 import GINConfig, Graphormer, GraphormerConfig, TrainConfig, reproduce
 
-from paperkit import load_results
+from papers_common import load_results
 
 torch.set_num_threads(1)
 

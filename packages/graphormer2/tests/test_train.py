@@ -33,7 +33,7 @@ from graphormer2.train import (
 from safetensors.torch import load_file
 from torch import nn
 
-from paperkit import InputError, RunDir, latest_checkpoint, load_checkpoint
+from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint
 
 torch.set_num_threads(1)
 
@@ -410,7 +410,7 @@ import json, os, sys
 import torch
 from safetensors.torch import save_file
 from graphormer2.train import RegressionObjective, TrainConfig, fit
-from paperkit import RunDir
+from papers_common import RunDir
 from test_train import ToyRegressor, collate_toy, linear_data
 
 torch.set_num_threads(1)

@@ -29,7 +29,7 @@ Workload (UMLS; the RotatE-toolkit recipe at the settings of the spec's performa
   the whole split.
 
 Each measurement runs in a fresh Python process with ``torch.set_num_threads(--threads)``, ``PYKEEN_HOME`` in a
-temporary directory (unless set) and ``HF_HUB_OFFLINE=1``. Ratios are ``ours / anchor`` (paperkit's convention):
+temporary directory (unless set) and ``HF_HUB_OFFLINE=1``. Ratios are ``ours / anchor`` (papers_common's convention):
 for throughput (higher is better) a ratio above 1 means ours is faster, for seconds (lower is better) a ratio below
 1 means ours is faster.
 
@@ -56,7 +56,7 @@ from typing import Any
 
 import torch
 
-from paperkit import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
+from papers_common import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
 
 BATCH, NEGATIVES, GAMMA, ALPHA, LR = 512, 128, 12.0, 1.0, 1e-3
 ROTATE_DIM = 200  # complex dimensions (400 real), PyKEEN's default embedding_dim
@@ -303,7 +303,7 @@ def worker(request: Request) -> dict[str, Any]:
 
 
 def measure(request: Request) -> dict[str, Any]:
-    """Run one request in a fresh Python process (:func:`paperkit.run_isolated`)."""
+    """Run one request in a fresh Python process (:func:`papers_common.run_isolated`)."""
     return run_isolated(__file__, asdict(request), request.label)
 
 

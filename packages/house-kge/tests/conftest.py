@@ -12,7 +12,7 @@ import pytest
 import torch
 from house_kge import KnowledgeGraph
 
-from paperkit import preserved_global_state
+from papers_common import preserved_global_state
 
 # Every tensor in these tests is tiny: extra intra-op threads only add synchronisation, which dominates (by orders
 # of magnitude) when other processes occupy the cores.

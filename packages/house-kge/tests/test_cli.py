@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from house_kge.cli import app
 
-from paperkit import preserved_global_state
+from papers_common import preserved_global_state
 
 SMALL = ["--dim", "16", "--k", "4", "--steps", "30", "--batch-size", "16", "--negatives", "4", "--device", "cpu",
          "--checkpoint-every", "10"]  # fmt: skip

@@ -11,7 +11,7 @@ import torch
 from house_kge import KnowledgeGraph, load_dataset, load_directory, subsampling_weights
 from house_kge.data import DOWNLOAD_FILES
 
-from paperkit import InputError
+from papers_common import InputError
 
 TRAIN = [("a", "likes", "b"), ("b", "likes", "c"), ("c", "knows", "a"), ("d", "knows", "b")]
 VALID = [("a", "knows", "c")]

@@ -25,7 +25,7 @@ from pykeen.datasets import get_dataset
 from pykeen.pipeline import pipeline
 from pykeen.triples import KGInfo
 
-from paperkit import InputError, preserved_global_state
+from papers_common import InputError, preserved_global_state
 
 F64 = torch.float64
 NUM_ENTITIES, NUM_RELATIONS = 7, 3

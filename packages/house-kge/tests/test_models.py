@@ -10,7 +10,7 @@ import pytest
 import torch
 from house_kge import VARIANTS, HousE, HousEConfig, RotatE, RotatEConfig
 
-from paperkit import InputError
+from papers_common import InputError
 
 F64 = torch.float64
 OFFICIAL_NAMES = {"house-r": "HousE_r", "house": "HousE", "house-r+": "HousE_r_plus", "house+": "HousE_plus"}

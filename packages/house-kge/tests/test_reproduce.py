@@ -11,7 +11,7 @@ import pytest
 from house_kge import TrainConfig, reproduce
 from house_kge.cli import app
 
-from paperkit import load_results, preserved_global_state
+from papers_common import load_results, preserved_global_state
 
 TINY_TRAIN = TrainConfig(steps=20, batch_size=16, negatives=4, lr=1e-2, checkpoint_every=10, log_every=10)
 TINY = reproduce.Plan(

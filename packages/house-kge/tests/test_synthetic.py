@@ -6,7 +6,7 @@ import pytest
 import torch
 from house_kge.synthetic import PATTERNS, RELATIONS, pattern_graph
 
-from paperkit import InputError
+from papers_common import InputError
 
 
 def as_set(triples: torch.Tensor) -> set[tuple[int, int, int]]:

@@ -22,7 +22,7 @@ from house_kge import (
     train,
 )
 
-from paperkit import InputError, RunDir, latest_checkpoint, load_checkpoint
+from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint
 
 F64 = torch.float64
 

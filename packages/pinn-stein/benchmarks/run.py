@@ -33,7 +33,7 @@ from typing import Any, cast
 
 import torch
 
-from paperkit import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
+from papers_common import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
 from pinn_stein import Heat, Method, iteration_seconds
 
 DIM, WIDTH, DEPTH = 250, 256, 3

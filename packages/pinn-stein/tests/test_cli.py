@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperkit import latest_checkpoint, preserved_global_state, read_jsonl
+from papers_common import latest_checkpoint, preserved_global_state, read_jsonl
 from pinn_stein import MLP, TestSet
 from pinn_stein.cli import app
 

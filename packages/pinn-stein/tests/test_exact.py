@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein import MLP, MLPConfig, exact_derivatives
 from pinn_stein.fields import network_input
 

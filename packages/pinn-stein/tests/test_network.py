@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from paperkit import InputError, save_checkpoint
+from papers_common import InputError, save_checkpoint
 from pinn_stein import MLP, MLPConfig, exact_derivatives
 
 F64 = torch.float64

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein import HJBLQG, PROBLEMS, Heat, HJBLin, Poisson, derivatives, make_pde
 
 F64 = torch.float64

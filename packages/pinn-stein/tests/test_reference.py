@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import pinn_stein.reference as reference
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein import HJBLQG, Heat, Poisson, cached_test_set, cole_hopf, make_test_set
 
 F64 = torch.float64

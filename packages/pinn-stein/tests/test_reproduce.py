@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from paperkit import load_results, preserved_global_state
+from papers_common import load_results, preserved_global_state
 from pinn_stein import reproduce
 from pinn_stein.cli import app
 from pinn_stein.experiments import Cost, crossover

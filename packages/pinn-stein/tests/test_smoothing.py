@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein import Smoothing, smoothed_value
 from pinn_stein.smoothing import gaussian_noise
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperkit import InputError, RunDir, latest_checkpoint, load_checkpoint
+from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint
 from pinn_stein import (
     MLP,
     Heat,

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from paperkit import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
+from papers_common import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
 from urpe import RPEAttention, URPEAttention
 
 METHODS = ("urpe", "urpe-chunked", "rpe", "sdpa-bias")

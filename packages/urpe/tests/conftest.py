@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperkit import preserved_global_state
+from papers_common import preserved_global_state
 
 # Every tensor in these tests is tiny: extra intra-op threads only add synchronisation, which dominates (by orders
 # of magnitude) when other processes occupy the cores.
@@ -36,6 +36,6 @@ def text_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def restore_torch_determinism() -> Iterator[None]:
-    """Undo the process-wide settings that ``paperkit.seed_everything`` (run by ``urpe train``) changes."""
+    """Undo the process-wide settings that ``papers_common.seed_everything`` (run by ``urpe train``) changes."""
     with preserved_global_state():
         yield

@@ -454,7 +454,7 @@ def test_bad_masks_raise_shape_error_naming_the_mask(kwargs: dict[str, torch.Ten
 
 
 def test_shape_error_is_an_input_error() -> None:
-    from paperkit import InputError
+    from papers_common import InputError
 
     assert issubclass(ShapeError, InputError)
     assert issubclass(urpe.SequenceTooLongError, InputError)

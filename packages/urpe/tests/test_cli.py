@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperkit import RunDir
+from papers_common import RunDir
 from urpe import TransformerModel
 from urpe.cli import app
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperkit import InputError, save_checkpoint
+from papers_common import InputError, save_checkpoint
 from urpe import TransformerConfig, TransformerModel, URPEAttention
 from urpe.reproduce import row_sum_deviation
 

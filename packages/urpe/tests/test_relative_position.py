@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 from urpe import RelativePositionTable, SequenceTooLongError, relative_offsets, t5_bucket
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 from urpe import SyntheticTask
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 from urpe import TextCorpus
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperkit import InputError, RunDir, latest_checkpoint, load_checkpoint
+from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint
 from urpe import Schedule, SyntheticTask, TextCorpus, evaluate_synthetic, train_lm, train_synthetic
 from urpe.experiment import ModelSize, language_model, synthetic_model
 from urpe.train import masked_cross_entropy

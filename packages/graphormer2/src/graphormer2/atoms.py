@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from paperkit import InputError
+from papers_common import InputError
 
 ATOM_TYPES = 64
 """Size of the atom-type vocabulary of the official Graphormer-3D (type 0 = padding)."""
@@ -44,7 +44,7 @@ class AtomsItem:
 
     Tensors are converted with ``torch.as_tensor`` (NumPy arrays and lists are accepted; floating positions keep
     their dtype, others become the default dtype, and Δpos follows the positions) and validated on construction:
-    a bad shape, an atomic number outside ``[1, 64)`` or an unknown tag raises :class:`paperkit.InputError`
+    a bad shape, an atomic number outside ``[1, 64)`` or an unknown tag raises :class:`papers_common.InputError`
     naming ``name``.
     """
 

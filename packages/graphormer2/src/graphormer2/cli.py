@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from graphormer2 import __version__
-from paperkit import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything
+from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything
 
 if TYPE_CHECKING:
     import torch
@@ -541,7 +541,7 @@ def train3d(args: Train3DArgs) -> None:
 
 def _run_settings(root: Path) -> dict[str, Any]:
     """The ``config.json`` of a ``graphormer2 train`` run directory that holds best weights."""
-    from paperkit import latest_checkpoint
+    from papers_common import latest_checkpoint
 
     config_path = root / "config.json"
     if not config_path.is_file():

@@ -41,7 +41,7 @@ from graphormer2.paths import (
     path_nodes,
     shortest_path_distances,
 )
-from paperkit import InputError
+from papers_common import InputError
 
 #: Width of one feature's id block in the shared vocabulary.
 FEATURE_OFFSET = 512

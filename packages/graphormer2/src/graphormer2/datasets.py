@@ -5,7 +5,7 @@ and preprocesses them once (:func:`graphormer2.collate.preprocess`: degrees, sho
 
 Molecules that cannot be used are skipped, counted in ``dataset.skipped`` by reason, and listed in a rejects CSV
 (``row,smiles,reason``; ``row`` is the record's 1-based number among the source's data records) when ``rejects`` is
-given; with ``strict=True`` the first one raises :class:`paperkit.InputError` naming the file, line or record and the
+given; with ``strict=True`` the first one raises :class:`papers_common.InputError` naming the file, line or record and the
 reason. Reasons:
 
 - ``invalid_smiles``: RDKit cannot parse or sanitise the SMILES;
@@ -44,7 +44,7 @@ from torch.utils.data import Dataset, Subset
 
 from graphormer2.collate import MULTI_HOP_MAX_DIST, GraphItem, preprocess
 from graphormer2.features import FEATURE_VERSION, mol_to_graph
-from paperkit import InputError, atomic_open, atomic_path, progress
+from papers_common import InputError, atomic_open, atomic_path, progress
 
 MAX_NODES = 128
 CACHE_FORMAT = 1

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphormer2.model import check_ids
-from paperkit import InputError, Pretrained
+from papers_common import InputError, Pretrained
 
 if TYPE_CHECKING:
     from graphormer2.collate import GraphBatch
@@ -168,7 +168,7 @@ class GIN(nn.Module, Pretrained):
             conv.reset_parameters()
 
     def check_batch(self, batch: GraphBatch) -> None:
-        """Validate the fields GIN reads (raises :class:`paperkit.InputError`)."""
+        """Validate the fields GIN reads (raises :class:`papers_common.InputError`)."""
         if batch.x.dim() != 3 or batch.x.shape[-1] != self.config.num_atom_features:
             raise InputError(
                 f"GraphBatch.x must be (B, N, {self.config.num_atom_features}), got {tuple(batch.x.shape)}"

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperkit import InputError, Pretrained
+from papers_common import InputError, Pretrained
 
 if TYPE_CHECKING:
     from graphormer2.collate import GraphBatch
@@ -134,7 +134,7 @@ PRESETS: dict[str, dict[str, int]] = {
 
 
 def check_ids(field: str, ids: torch.Tensor, size: int) -> None:
-    """Raise :class:`paperkit.InputError` unless every id of ``GraphBatch.<field>`` indexes a table of ``size`` rows."""
+    """Raise :class:`papers_common.InputError` unless every id of ``GraphBatch.<field>`` indexes a table of ``size`` rows."""
     if ids.dtype not in (torch.int64, torch.int32):
         raise InputError(f"GraphBatch.{field} must hold integer ids, got {ids.dtype}")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
@@ -145,7 +145,7 @@ def check_ids(field: str, ids: torch.Tensor, size: int) -> None:
 
 
 def check_graph_batch(batch: GraphBatch, config: GraphormerConfig) -> None:
-    """Validate the shapes and id ranges of a batch against ``config`` (raises :class:`paperkit.InputError`)."""
+    """Validate the shapes and id ranges of a batch against ``config`` (raises :class:`papers_common.InputError`)."""
     if batch.x.dim() != 3:
         raise InputError(f"GraphBatch.x must be (B, N, F), got shape {tuple(batch.x.shape)}")
     b, n = batch.x.shape[:2]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphormer2.atoms import OC20_STANDARDISATION, AtomsBatch, Standardisation
-from paperkit import InputError, Pretrained
+from papers_common import InputError, Pretrained
 
 DeltaposProjection = Literal["per_axis", "shared"]
 

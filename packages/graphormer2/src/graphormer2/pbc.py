@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from graphormer2.atoms import ADSORBATE_TAG, AtomsItem
-from paperkit import InputError
+from papers_common import InputError
 
 IN_PLANE_OFFSETS = torch.tensor(
     [[-1, -1, 0], [-1, 0, 0], [-1, 1, 0], [0, -1, 0], [0, 1, 0], [1, -1, 0], [1, 0, 0], [1, 1, 0]]

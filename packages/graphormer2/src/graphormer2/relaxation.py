@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from graphormer2.atoms import ATOM_TYPES, AtomsItem, Standardisation
-from paperkit import InputError, atomic_path, progress
+from papers_common import InputError, atomic_path, progress
 
 CACHE_FORMAT = 1
 

@@ -34,7 +34,7 @@ from graphormer2.model import Graphormer, GraphormerConfig
 from graphormer2.model3d import Graphormer3D, Graphormer3DConfig
 from graphormer2.relaxation import relaxation_task
 from graphormer2.train import ModelLossObjective, RegressionObjective, TrainConfig, atoms_inputs, fit
-from paperkit import Baseline, Claim, Paper, Results, RunDir, claim, plot_bars, write_results
+from papers_common import Baseline, Claim, Paper, Results, RunDir, claim, plot_bars, write_results
 
 PAPER = Paper("Benchmarking Graphormer on Large-Scale Molecular Modeling Datasets", "2203.04810")
 

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
-from paperkit import (
+from papers_common import (
     Checkpoint,
     InputError,
     RunDir,
@@ -43,7 +43,7 @@ from paperkit import (
 )
 
 BEST_DIR = "best"
-"""Sub-directory of the run that holds the best weights (a paperkit checkpoint: safetensors + JSON sidecar)."""
+"""Sub-directory of the run that holds the best weights (a papers_common checkpoint: safetensors + JSON sidecar)."""
 
 
 @dataclass
@@ -177,7 +177,7 @@ def distributed_context(device: torch.device | str = "cpu") -> Iterator[Distribu
     ``LOCAL_RANK``, and Gloo on CPU; it is destroyed on exit unless it was already running on entry.
 
     Args:
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :func:`paperkit.pick_device`).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :func:`papers_common.pick_device`).
     """
     resolved = device if isinstance(device, torch.device) else pick_device(device)
     world_size = _environment_int("WORLD_SIZE", 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from house_kge import __version__
-from paperkit import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
+from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
 
 if TYPE_CHECKING:
     from house_kge.data import KnowledgeGraph

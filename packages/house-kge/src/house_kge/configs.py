@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paperkit import InputError
+from papers_common import InputError
 
 PAPER: dict[str, dict[str, dict[str, Any]]] = {
     "house/wn18rr": {

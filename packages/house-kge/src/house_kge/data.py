@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paperkit import InputError, write_bytes
+from papers_common import InputError, write_bytes
 
 SPLITS = ("train", "valid", "test")
 PYKEEN_DATASETS = {"nations": "nations", "umls": "umls", "kinships": "kinships"}

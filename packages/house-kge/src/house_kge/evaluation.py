@@ -12,7 +12,7 @@ import torch
 
 from house_kge.models import BlockModel
 from house_kge.sampling import AnswerIndex
-from paperkit import progress
+from papers_common import progress
 
 
 @torch.no_grad()

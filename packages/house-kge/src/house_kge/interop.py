@@ -54,7 +54,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
 from house_kge.householder import householder_project, projection_chain, reflection_chain
 from house_kge.models import VARIANTS, HousE, HousEConfig, Operators, Variant
 from house_kge.scoring import distance_to_all
-from paperkit import InputError
+from papers_common import InputError
 
 __all__ = ["HousEInteraction", "HousEModel", "from_house", "to_house"]
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from house_kge.householder import reflection_chain
 from house_kge.scoring import distance_to_all, distance_to_candidates, projected_candidates
-from paperkit import InputError, Pretrained
+from papers_common import InputError, Pretrained
 
 Variant = Literal["house-r", "house", "house-r+", "house+"]
 Direction = Literal["tail", "head"]

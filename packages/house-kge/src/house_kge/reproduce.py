@@ -25,7 +25,7 @@ from house_kge.models import BlockModel, HousE, HousEConfig, RotatE, RotatEConfi
 from house_kge.sampling import AnswerIndex
 from house_kge.synthetic import pattern_graph
 from house_kge.train import TrainConfig, train
-from paperkit import Baseline, Claim, InputError, Paper, Results, RunDir, claim, plot_bars, write_results
+from papers_common import Baseline, Claim, InputError, Paper, Results, RunDir, claim, plot_bars, write_results
 
 PAPER = Paper("HousE: Knowledge Graph Embedding with Householder Parameterization", "2202.07919")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from house_kge.data import KnowledgeGraph
-from paperkit import InputError
+from papers_common import InputError
 
 PATTERNS: tuple[str, ...] = ("symmetric", "antisymmetric", "inverse", "composition")
 RELATIONS = ("spouse", "parent", "child", "above", "below", "first", "second", "both")

@@ -22,7 +22,7 @@ from house_kge.data import KnowledgeGraph, subsampling_weights
 from house_kge.evaluation import evaluate
 from house_kge.models import BlockModel
 from house_kge.sampling import AnswerIndex, sample_negatives
-from paperkit import (
+from papers_common import (
     InputError,
     RunDir,
     progress,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from paperkit import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
+from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
 from pinn_stein import __version__
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def train(args: TrainArgs) -> None:
 def evaluate(args: EvaluateArgs) -> None:
     import torch
 
-    from paperkit import load_checkpoint
+    from papers_common import load_checkpoint
     from pinn_stein.network import MLP
     from pinn_stein.reference import TestSet
     from pinn_stein.smoothing import Smoothing

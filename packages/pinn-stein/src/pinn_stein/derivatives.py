@@ -18,7 +18,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein.exact import exact_derivatives
 from pinn_stein.fields import Derivatives, check_points, network_input, scalar_output
 from pinn_stein.smoothing import Smoothing, gaussian_noise, smoothed_value

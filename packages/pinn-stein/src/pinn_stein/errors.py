@@ -1,8 +1,8 @@
-"""Errors raised on bad input or by failed training; all are :class:`paperkit.InputError` (CLI exit code 2)."""
+"""Errors raised on bad input or by failed training; all are :class:`papers_common.InputError` (CLI exit code 2)."""
 
 from __future__ import annotations
 
-from paperkit import InputError
+from papers_common import InputError
 
 
 class TrainingDiverged(InputError):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.func import grad_and_value, jvp, vmap
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein.fields import Derivatives, check_points, network_input, scalar_output
 from pinn_stein.network import MLP
 

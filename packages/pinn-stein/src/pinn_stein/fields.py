@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from paperkit import InputError, Pretrained
+from papers_common import InputError, Pretrained
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class MLPConfig:
 class MLP(nn.Module, Pretrained):
     """tanh MLP ``(n, in_dim) -> (n, 1)``, PyTorch's default (uniform fan-in) initialisation, as the paper's code.
 
-    ``save_pretrained`` / ``from_pretrained`` (from :class:`paperkit.Pretrained`) store the config under
+    ``save_pretrained`` / ``from_pretrained`` (from :class:`papers_common.Pretrained`) store the config under
     ``"network"``, as training checkpoints do.
     """
 

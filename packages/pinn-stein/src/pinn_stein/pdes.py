@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein.fields import Derivatives
 
 

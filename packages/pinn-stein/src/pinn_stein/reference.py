@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from paperkit import InputError, load_state_dict
-from paperkit.atomic import write_bytes
+from papers_common import InputError, load_state_dict
+from papers_common.atomic import write_bytes
 from pinn_stein.pdes import HJBLQG, PDE, Points
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from paperkit import Baseline, Claim, Paper, Results, RunDir, claim, plot_lines, write_results
-from paperkit.report import fmt
+from papers_common import Baseline, Claim, Paper, Results, RunDir, claim, plot_lines, write_results
+from papers_common.report import fmt
 from pinn_stein import __version__
 from pinn_stein.derivatives import Method
 from pinn_stein.experiments import Cost, EstimatorError, cost_sweep, crossover, estimator_errors

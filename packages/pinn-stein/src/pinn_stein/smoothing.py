@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from paperkit import InputError
+from papers_common import InputError
 from pinn_stein.fields import check_points, network_input, scalar_output
 
 

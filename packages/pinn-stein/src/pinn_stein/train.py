@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from paperkit import (
+from papers_common import (
     InputError,
     RunDir,
     progress,

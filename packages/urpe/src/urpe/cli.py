@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from paperkit import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
+from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
 from urpe import __version__
 
 app = App(
@@ -133,7 +133,7 @@ def train(args: TrainArgs) -> None:
     "evaluate", EvaluateArgs, help="evaluate a trained checkpoint on fresh batches or validation text"
 )
 def evaluate(args: EvaluateArgs) -> None:
-    from paperkit import load_checkpoint
+    from papers_common import load_checkpoint
     from urpe.model import TransformerModel
     from urpe.tasks import SyntheticTask
     from urpe.text import TextCorpus

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paperkit import InputError
+from papers_common import InputError
 
 
 class SequenceTooLongError(InputError):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from paperkit import InputError, Pretrained
+from papers_common import InputError, Pretrained
 from urpe.modules import RPEAttention, URPEAttention
 from urpe.relative_position import Mode, RelativePositionTable
 
@@ -105,7 +105,7 @@ class TransformerModel(nn.Module, Pretrained):
 
     ``position="none"`` and ``"absolute"`` use ``torch.nn.MultiheadAttention``; ``"rpe"`` and ``"urpe"`` use
     :class:`RPEAttention` and :class:`URPEAttention` with the same call signature. ``save_pretrained`` /
-    ``from_pretrained`` (from :class:`paperkit.Pretrained`) store the config under ``"model"``.
+    ``from_pretrained`` (from :class:`papers_common.Pretrained`) store the config under ``"model"``.
     """
 
     config_class = TransformerConfig

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from paperkit import InputError
+from papers_common import InputError
 from urpe.errors import SequenceTooLongError
 
 Mode = Literal["unique", "bucket"]

@@ -1,6 +1,6 @@
 """``urpe reproduce``: the paper's synthetic evidence that RPE Transformers are not universal and URPE ones are.
 
-Claims (each computed from measured numbers by :func:`paperkit.claim`):
+Claims (each computed from measured numbers by :func:`papers_common.claim`):
 
 1. Position identification: URPE and absolute positions reach high accuracy; RPE cannot (its attention rows are
    probability vectors, so a position-independent input gives every position the same output) and no position
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from paperkit import (
+from papers_common import (
     Baseline,
     Claim,
     InputError,

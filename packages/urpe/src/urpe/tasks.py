@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 
 TaskName = Literal["position-identification", "even-token"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from paperkit import InputError
+from papers_common import InputError
 
 VOCAB_SIZE = 256
 

@@ -4,7 +4,7 @@ Adam with linear warm-up then linear (polynomial, power 1) decay to zero, as in 
 Training sets ``torch.set_flush_denormal(True)`` (a process-wide setting): near convergence the gradients and
 Adam moments become denormal floats, which slow CPU arithmetic down by an order of magnitude.
 
-Every run can write to a :class:`paperkit.RunDir`: the resolved config first, metrics as JSON lines, checkpoints
+Every run can write to a :class:`papers_common.RunDir`: the resolved config first, metrics as JSON lines, checkpoints
 (atomic; model, optimizer, schedule, RNG and data-generator state) from which an interrupted run resumes exactly.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from paperkit import (
+from papers_common import (
     InputError,
     RunDir,
     progress,

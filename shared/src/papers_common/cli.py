@@ -1,18 +1,18 @@
-"""``paperkit``: validate report files and assemble ``REPORT.md``."""
+"""``papers_common``: validate report files and assemble ``REPORT.md``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from paperkit import __version__
-from paperkit.app import App, option
-from paperkit.errors import InputError
-from paperkit.report import load_bench, load_results
-from paperkit.summary import collect, update_readme_status, write_report
+from papers_common import __version__
+from papers_common.app import App, option
+from papers_common.errors import InputError
+from papers_common.report import load_bench, load_results
+from papers_common.summary import collect, update_readme_status, write_report
 
 app = App(
-    "paperkit", description="Check and assemble the results of the papers packages.", version=__version__
+    "papers-common", description="Check and assemble the results of the papers packages.", version=__version__
 )
 
 

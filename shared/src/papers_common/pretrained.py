@@ -1,6 +1,6 @@
 """``save_pretrained`` / ``from_pretrained`` for models built from one dataclass config.
 
-A model is rebuilt from the JSON config stored in a paperkit checkpoint's sidecar and the safetensors weights
+A model is rebuilt from the JSON config stored in a papers_common checkpoint's sidecar and the safetensors weights
 beside it, in the spirit of Hugging Face's ``PreTrainedModel``: no pickled Python objects are ever read.
 """
 
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from paperkit.errors import InputError
+from papers_common.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +23,7 @@ class Pretrained:
     """Mixin for ``torch.nn.Module`` subclasses whose constructor takes one dataclass config, kept as ``self.config``.
 
     Subclasses set :attr:`config_class` (the dataclass) and :attr:`config_key` (the key of the config in the
-    checkpoint's JSON). Training checkpoints written by :func:`paperkit.save_checkpoint` with the same key in their
+    checkpoint's JSON). Training checkpoints written by :func:`papers_common.save_checkpoint` with the same key in their
     ``config`` can be read by :meth:`from_pretrained` as well.
     """
 
@@ -34,8 +34,8 @@ class Pretrained:
     def save_pretrained(
         self, directory: str | os.PathLike[str], *, step: int = 0, extra: dict[str, Any] | None = None
     ) -> Path:
-        """Write the config and weights as a paperkit checkpoint (safetensors + JSON); returns the sidecar path."""
-        from paperkit.checkpoint import save_checkpoint
+        """Write the config and weights as a papers_common checkpoint (safetensors + JSON); returns the sidecar path."""
+        from papers_common.checkpoint import save_checkpoint
 
         config = {self.config_key: dataclasses.asdict(self.config)}
         return save_checkpoint(directory, step, self, config=config, extra=extra, rng=False)  # type: ignore[arg-type]
@@ -45,7 +45,7 @@ class Pretrained:
         cls: type[T], path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
     ) -> T:
         """Rebuild a model from :meth:`save_pretrained` output or a training checkpoint (file or directory)."""
-        from paperkit.checkpoint import load_checkpoint
+        from papers_common.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(path, map_location=map_location)
         stored = checkpoint.config.get(cls.config_key)

@@ -1,9 +1,9 @@
-"""paperkit: the thin common layer of the papers packages.
+"""papers_common: the thin common layer of the papers packages.
 
 Seeds and devices, run directories, atomic writes, safe checkpoints, progress bars, the results/bench report
 contract and a uniform command line. No models and no training loops live here.
 
-Importing paperkit is cheap: torch, matplotlib, tqdm and jsonschema are imported only when a function needs them.
+Importing papers_common is cheap: torch, matplotlib, tqdm and jsonschema are imported only when a function needs them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 try:
-    __version__ = version("paperkit")
+    __version__ = version("papers-common")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
@@ -62,8 +62,8 @@ __all__ = ["__version__", *sorted(_WHERE)]
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
-        raise AttributeError(f"module 'paperkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"paperkit.{module}"), name)
+        raise AttributeError(f"module 'papers_common' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"papers_common.{module}"), name)
     globals()[name] = value
     return value
 
@@ -73,9 +73,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from paperkit.app import App, RunArgs, option, read_config_file
-    from paperkit.atomic import append_line, atomic_open, atomic_path, write_bytes, write_json, write_text
-    from paperkit.checkpoint import (
+    from papers_common.app import App, RunArgs, option, read_config_file
+    from papers_common.atomic import (
+        append_line,
+        atomic_open,
+        atomic_path,
+        write_bytes,
+        write_json,
+        write_text,
+    )
+    from papers_common.checkpoint import (
         Checkpoint,
         capture_rng,
         latest_checkpoint,
@@ -84,12 +91,12 @@ if TYPE_CHECKING:
         restore_rng,
         save_checkpoint,
     )
-    from paperkit.errors import InputError, SchemaError, UnsafeCheckpointError
-    from paperkit.isolation import emit_result, run_isolated
-    from paperkit.plotting import plot_bars, plot_lines
-    from paperkit.pretrained import Pretrained
-    from paperkit.progress import progress, progress_enabled
-    from paperkit.report import (
+    from papers_common.errors import InputError, SchemaError, UnsafeCheckpointError
+    from papers_common.isolation import emit_result, run_isolated
+    from papers_common.plotting import plot_bars, plot_lines
+    from papers_common.pretrained import Pretrained
+    from papers_common.progress import progress, progress_enabled
+    from papers_common.report import (
         Anchor,
         Baseline,
         Bench,
@@ -105,6 +112,6 @@ if TYPE_CHECKING:
         write_bench,
         write_results,
     )
-    from paperkit.rundir import RunDir, read_jsonl, resume_run, to_jsonable
-    from paperkit.seeding import pick_device, preserved_global_state, seed_everything
-    from paperkit.summary import write_report
+    from papers_common.rundir import RunDir, read_jsonl, resume_run, to_jsonable
+    from papers_common.seeding import pick_device, preserved_global_state, seed_everything
+    from papers_common.summary import write_report

@@ -3,7 +3,7 @@
 ``results.json`` lists *claims*. A claim's ``holds`` is never typed in: :func:`claim` computes it from the measured
 number and a rule (a target, a baseline plus a margin, or a baseline times a factor), and records the rule as text.
 ``bench.json`` records a side-by-side measurement against an anchor with the ratio ``ours / anchor``. Both are
-validated against the JSON Schemas in ``paperkit/schemas`` before they are written and when they are read.
+validated against the JSON Schemas in ``papers_common/schemas`` before they are written and when they are read.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from paperkit import atomic
-from paperkit.errors import InputError, SchemaError
+from papers_common import atomic
+from papers_common.errors import InputError, SchemaError
 
 Mode = Literal["quick", "full"]
 
@@ -148,7 +148,7 @@ class Results:
         return all(c.holds for c in self.claims)
 
     def to_dict(self) -> dict[str, Any]:
-        from paperkit.rundir import to_jsonable
+        from papers_common.rundir import to_jsonable
 
         return {
             "package": self.package,
@@ -277,8 +277,12 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
 
 @cache
 def schema(kind: Literal["results", "bench"]) -> dict[str, Any]:
-    """The JSON Schema shipped with paperkit for ``results.json`` or ``bench.json``."""
-    text = resources.files("paperkit").joinpath("schemas", f"{kind}.schema.json").read_text(encoding="utf-8")
+    """The JSON Schema shipped with papers_common for ``results.json`` or ``bench.json``."""
+    text = (
+        resources.files("papers_common")
+        .joinpath("schemas", f"{kind}.schema.json")
+        .read_text(encoding="utf-8")
+    )
     return json.loads(text)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from paperkit.errors import InputError
+from papers_common.errors import InputError
 
 T = TypeVar("T")
 Handler = Callable[[Any], "int | None"]

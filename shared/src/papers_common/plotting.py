@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from paperkit import atomic
+from papers_common import atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperkit import atomic
-from paperkit.report import Results, cell, fmt, load_bench, load_results
+from papers_common import atomic
+from papers_common.report import Results, cell, fmt, load_bench, load_results
 
 STATUS_BEGIN = "<!-- status:begin -->"
 STATUS_END = "<!-- status:end -->"
@@ -50,7 +50,7 @@ def report_markdown(packages: list[PackageReport], base: Path) -> str:
     lines = [
         "# Reproduction report",
         "",
-        "Assembled by `paperkit report` from each package's `results.json` and `bench.json`.",
+        "Assembled by `papers-common report` from each package's `results.json` and `bench.json`.",
         "",
         "## Claims",
         "",

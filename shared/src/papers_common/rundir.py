@@ -4,8 +4,8 @@ Layout of a run directory::
 
     config.json        the resolved configuration (defaults < config file < flags), written first
     metrics.jsonl      one JSON object per logged step
-    checkpoints/       see :mod:`paperkit.checkpoint`
-    results.json/.md   see :mod:`paperkit.report`
+    checkpoints/       see :mod:`papers_common.checkpoint`
+    results.json/.md   see :mod:`papers_common.report`
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paperkit import atomic
-from paperkit.errors import InputError
+from papers_common import atomic
+from papers_common.errors import InputError
 
 if TYPE_CHECKING:
     import torch
 
-    from paperkit.checkpoint import Checkpoint
+    from papers_common.checkpoint import Checkpoint
 
 
 def to_jsonable(config: Any) -> Any:
@@ -137,7 +137,7 @@ def resume_run(
     Returns:
         The checkpoint resumed from (its ``step`` and ``extra`` carry the caller's loop state), or None.
     """
-    from paperkit.checkpoint import latest_checkpoint, load_checkpoint
+    from papers_common.checkpoint import latest_checkpoint, load_checkpoint
 
     found = latest_checkpoint(run.checkpoints)
     checkpoint = None

@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from paperkit.errors import InputError
+from papers_common.errors import InputError
 
 if TYPE_CHECKING:
     import torch

@@ -7,12 +7,12 @@ class InputError(ValueError):
     """Bad input from the user: a file, line, field or flag that cannot be used.
 
     The message names where the problem is (``path:line``, ``field``, ``--flag``) and what was expected.
-    Command lines built with :class:`paperkit.App` print it without a traceback and exit with status 2.
+    Command lines built with :class:`papers_common.App` print it without a traceback and exit with status 2.
     """
 
 
 class SchemaError(InputError):
-    """A results or benchmark document does not follow the JSON Schema shipped with paperkit."""
+    """A results or benchmark document does not follow the JSON Schema shipped with papers_common."""
 
 
 class UnsafeCheckpointError(InputError):

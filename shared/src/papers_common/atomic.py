@@ -99,7 +99,7 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
     """Append one line with a single ``write`` on an ``O_APPEND`` descriptor, then ``fsync``.
 
     Rewriting a growing log at every step would cost quadratic time, so logs are appended instead. A crash can
-    leave at most one torn line, which is closed by the next append and skipped by :func:`paperkit.read_jsonl`.
+    leave at most one torn line, which is closed by the next append and skipped by :func:`papers_common.read_jsonl`.
     """
     if "\n" in line:
         raise ValueError("append_line writes exactly one line; the text contains a newline")

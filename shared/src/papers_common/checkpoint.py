@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paperkit import atomic
-from paperkit.errors import InputError, UnsafeCheckpointError
+from papers_common import atomic
+from papers_common.errors import InputError, UnsafeCheckpointError
 
 if TYPE_CHECKING:
     import torch
 
-FORMAT = "paperkit-checkpoint/1"
+FORMAT = "papers-common-checkpoint/1"
 _SIDECAR = re.compile(r"^step-(\d+)\.json$")
 _TENSOR = "__tensor__"
 _ITEMS = "__items__"
