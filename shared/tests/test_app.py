@@ -400,3 +400,76 @@ def test_missing_config_file_is_an_input_error(tmp_path: Path, capsys: pytest.Ca
         read_config_file(missing)
     assert make_app().main(["train", "--config", str(missing)]) == 2
     assert f"--config {missing}: cannot read the file" in capsys.readouterr().err
+
+
+def test_quiet_silences_progress_for_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from papers_common import configure_logging, progress_enabled
+
+    monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
+    seen: list[bool] = []
+    app = App("demo", description="d", version="0")
+
+    @app.command("run", RunArgs, help="run")
+    def run(args: RunArgs) -> None:
+        seen.append(progress_enabled())
+
+    try:
+        assert app.main(["run", "--quiet"]) == 0
+        assert app.main(["run"]) == 0
+    finally:
+        configure_logging()
+    assert seen == [False, True]
+    assert "--quiet" in _command_help(app, "run")
+
+
+def _command_help(app: App, name: str) -> str:
+    parser = app.parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices[name].format_help()  # type: ignore[union-attr]
+
+
+def test_a_command_without_its_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    ran: list[bool] = []
+    app = App("toy-paper", description="d", version="0")
+
+    @app.command("reproduce", RunArgs, help="reproduce", extra="reproduce")
+    def reproduce(args: RunArgs) -> None:
+        ran.append(True)
+
+    @app.command("train", RunArgs, help="train")
+    def train(args: RunArgs) -> None:
+        ran.append(False)
+
+    assert app.main(["reproduce"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "toy-paper: error: 'toy-paper reproduce' needs matplotlib from the 'reproduce' extra: "
+        "pip install 'toy-paper[reproduce]'\n"
+    )
+    assert app.main(["train"]) == 0
+    assert ran == [False]
+
+
+def test_yaml_config_without_pyyaml_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "yaml" else real(name, *a)
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.5\n")
+    with pytest.raises(InputError, match=r"c\.yaml: YAML files need PyYAML \(pip install pyyaml\)"):
+        read_config_file(path)
+    (tmp_path / "c.toml").write_text("lr = 0.5\n")
+    assert read_config_file(tmp_path / "c.toml") == {"lr": 0.5}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -164,11 +165,44 @@ def test_append_line_rejects_newlines(tmp_path: Path) -> None:
     assert not (tmp_path / "log").exists()
 
 
-def test_replacing_keeps_the_file_mode_and_new_files_are_world_readable(tmp_path: Path) -> None:
+def test_replacing_keeps_the_file_mode(tmp_path: Path) -> None:
     existing = tmp_path / "shared.txt"
     existing.write_text("old")
     existing.chmod(0o640)
     atomic.write_text(existing, "new")
     assert existing.stat().st_mode & 0o777 == 0o640
-    fresh = atomic.write_text(tmp_path / "fresh.txt", "x")
-    assert fresh.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o002])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_new_files_get_the_mode_plain_open_gives(tmp_path: Path, umask: int) -> None:
+    (tmp_path / "plain.txt").write_text("x")
+    expected = 0o666 & ~umask
+    assert mode(tmp_path / "plain.txt") == expected
+    assert mode(atomic.write_text(tmp_path / "fresh.txt", "x")) == expected
+    assert mode(atomic.write_bytes(tmp_path / "fresh.bin", b"x")) == expected
+    atomic.append_line(tmp_path / "log.jsonl", "{}")
+    assert mode(tmp_path / "log.jsonl") == expected
+    with atomic.atomic_path(tmp_path / "recreated.bin") as tmp:
+        tmp.unlink()  # a writer that makes its own file, owner-only
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+    assert mode(tmp_path / "recreated.bin") == expected
+
+
+def test_checkpoint_weights_get_the_mode_of_their_sidecar(tmp_path: Path, umask: int) -> None:
+    import torch
+
+    from papers_common import save_checkpoint
+
+    sidecar = save_checkpoint(tmp_path, 3, {"w": torch.ones(2)}, rng=False)
+    assert mode(sidecar) == mode(sidecar.with_suffix(".safetensors")) == 0o666 & ~umask

@@ -32,8 +32,8 @@ _EXPORTS = {
     "errors": ["InputError", "SchemaError", "UnsafeCheckpointError"],
     "isolation": ["run_isolated", "emit_result"],
     "plotting": ["plot_lines", "plot_bars"],
-    "pretrained": ["Pretrained"],
-    "progress": ["progress", "progress_enabled"],
+    "pretrained": ["Pretrained", "pretrained_extra"],
+    "monitoring": ["configure_logging", "progress", "progress_enabled"],
     "report": [
         "Paper",
         "Baseline",
@@ -93,9 +93,9 @@ if TYPE_CHECKING:
     )
     from papers_common.errors import InputError, SchemaError, UnsafeCheckpointError
     from papers_common.isolation import emit_result, run_isolated
+    from papers_common.monitoring import configure_logging, progress, progress_enabled
     from papers_common.plotting import plot_bars, plot_lines
-    from papers_common.pretrained import Pretrained
-    from papers_common.progress import progress, progress_enabled
+    from papers_common.pretrained import Pretrained, pretrained_extra
     from papers_common.report import (
         Anchor,
         Baseline,

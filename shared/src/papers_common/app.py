@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import importlib.util
 import json
 import sys
 import types
@@ -35,6 +36,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from papers_common.errors import InputError
+from papers_common.monitoring import configure_logging
+
+REPORT_MODULES = ("matplotlib", "jsonschema")
+"""What results, figures and their validation need: papers-common's ``report`` extra, which packages' own
+``reproduce`` extras pull in."""
 
 T = TypeVar("T")
 Handler = Callable[[Any], "int | None"]
@@ -218,6 +224,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         elif suffix == ".json":
             data = json.loads(text)
         elif suffix in (".yaml", ".yml"):
+            if importlib.util.find_spec("yaml") is None:
+                raise InputError(
+                    f"--config {file}: YAML files need PyYAML (pip install pyyaml); or use TOML/JSON"
+                )
             import yaml
 
             data = yaml.safe_load(text)
@@ -244,6 +254,17 @@ class Command:
     args_type: type
     help: str
     handler: Handler
+    extra: str | None = None
+    needs: tuple[str, ...] = ()
+
+    def check_extra(self, prog: str) -> None:
+        """Raise :class:`InputError` naming the install command when a module of the command's extra is missing."""
+        missing = [module for module in self.needs if importlib.util.find_spec(module) is None]
+        if missing:
+            raise InputError(
+                f"'{prog} {self.name}' needs {', '.join(missing)} from the '{self.extra}' extra: "
+                f"pip install '{prog}[{self.extra}]'"
+            )
 
 
 class App:
@@ -261,14 +282,22 @@ class App:
         self.version = version
         self.commands: dict[str, Command] = {}
 
-    def command(self, name: str, args_type: type, *, help: str) -> Callable[[Handler], Handler]:
-        """Register ``handler(args)`` as subcommand ``name``; ``args_type`` is a dataclass of options."""
+    def command(
+        self, name: str, args_type: type, *, help: str, extra: str | None = None, needs: Sequence[str] = ()
+    ) -> Callable[[Handler], Handler]:
+        """Register ``handler(args)`` as subcommand ``name``; ``args_type`` is a dataclass of options.
+
+        ``extra`` names the optional extra of the program's distribution that the command needs, and ``needs``
+        the modules it brings (default: those of the reporting extra, matplotlib and jsonschema). Without them
+        the command stops with one line saying what to install.
+        """
         if not dataclasses.is_dataclass(args_type):
             raise TypeError(f"{args_type!r} is not a dataclass")
         _options(args_type)  # fail at import time on unsupported field types
+        modules = tuple(needs) or (REPORT_MODULES if extra else ())
 
         def register(handler: Handler) -> Handler:
-            self.commands[name] = Command(name, args_type, help, handler)
+            self.commands[name] = Command(name, args_type, help, handler, extra, modules)
             return handler
 
         return register
@@ -289,6 +318,9 @@ class App:
                 metavar="FILE",
                 type=Path,
                 help="TOML, JSON or YAML file of option values (flags win)",
+            )
+            cmd.add_argument(
+                "--quiet", action="store_true", help="no progress bar or progress log lines, only warnings"
             )
             for opt in _options(command.args_type):
                 self._add(cmd, opt)
@@ -323,8 +355,13 @@ class App:
 
     def resolve(self, argv: Sequence[str] | None = None) -> tuple[Command, Any]:
         """Parse ``argv`` and return the command and its resolved options (defaults < config file < flags)."""
+        command, args, _ = self._resolve(argv)
+        return command, args
+
+    def _resolve(self, argv: Sequence[str] | None) -> tuple[Command, Any, bool]:
         parser = self.parser()
         namespace = vars(parser.parse_args(argv))
+        quiet = bool(namespace.pop("quiet", False))
         name = namespace.pop("command", None)
         if name is None:
             parser.print_help(sys.stderr)
@@ -346,7 +383,7 @@ class App:
             raise InputError(
                 f"{self.prog} {name}: missing required option(s) {', '.join(missing)} (give them as flags or in --config)"
             )
-        return command, command.args_type(**values)
+        return command, command.args_type(**values), quiet
 
     def _from_file(self, path: Path, command: Command, options: dict[str, _Option]) -> dict[str, Any]:
         values = {}
@@ -369,7 +406,9 @@ class App:
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run the program; returns the exit status (2 for bad input, printed without a traceback)."""
         try:
-            command, args = self.resolve(argv)
+            command, args, quiet = self._resolve(argv)
+            configure_logging(quiet=quiet)
+            command.check_extra(self.prog)
             status = command.handler(args)
         except InputError as err:
             print(f"{self.prog}: error: {err}", file=sys.stderr)

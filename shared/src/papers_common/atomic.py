@@ -28,6 +28,17 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _new_file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open(path, "w")`` gives a new file."""
+    try:  # Linux reports the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error it replaces ``path``.
@@ -40,13 +51,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}{TMP_MARKER}", suffix=target.suffix, dir=target.parent
     )
-    # mkstemp creates owner-only files; keep the mode of the file being replaced, else the usual 0644.
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, target.stat().st_mode & 0o777 if target.exists() else 0o644)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes owner-only files and some writers recreate theirs: give the result the mode a plain open()
+        # would, the replaced file's mode or else 0o666 less the umask.
+        os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode())
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -106,7 +117,7 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = (line + "\n").encode("utf-8")
-    fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
