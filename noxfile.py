@@ -4,24 +4,42 @@ Members (``shared`` and every ``packages/*`` with a ``pyproject.toml``) are disc
 package gets its sessions by existing:
 
 - ``tests-<member>``: a fresh venv holding only that member, papers_common and their locked dependencies plus the
-  member's ``test`` extra; runs the member's ``tests/``. An undeclared import fails here.
+  member's ``test`` extra (and its ``reproduce`` extra, as the tests run the reproduction, and papers-common's
+  ``report`` extra, when the member has them); runs the member's ``tests/``. An undeclared import fails here.
 - ``wheel-<member>``: builds the sdist and wheel with ``uv build --package``, installs the wheel (and papers_common's)
   non-editable into a clean venv, imports it and runs ``<script> --help``.
+- ``install-by-name``: builds every member's wheel into one wheelhouse, then for each paper package creates a fresh
+  venv and runs ``uv pip install --find-links WHEELHOUSE <package>``: the package is installed by its distribution
+  name, as pip would after a release, and papers-common is found only through the name in the package's metadata
+  (third-party packages come from PyPI, pinned to the lock by a constraints file that names no workspace member).
+  In that venv it runs ``<script> --help``, imports the package's and papers_common's ``__all__`` and checks that
+  the distribution ``papers-common`` is installed at exactly the version in the wheelhouse. A package whose
+  metadata names another distribution fails here even when something of that name exists on PyPI.
 - ``lint``: ruff check and ruff format --check on the whole tree.
 - ``workspace``: the cross-cutting contract in ``tests/``.
 - ``reproduce-<package>`` / ``reproduce``: ``<script> reproduce --quick --out reports/<package>`` (``-- --full``
-  for the long version; other arguments after ``--`` are passed on, e.g. ``-- --data-dir DIR``), then ``reports/REPORT.md`` and the README status column. Not run by default.
-- ``bench-<package>`` / ``bench``: ``benchmarks/run.py --out reports/<package>`` writing ``bench.json``. Not run
-  by default.
+  for the long version; other arguments after ``--`` are passed on, e.g. ``-- --data-dir DIR``), then
+  ``reports/REPORT.md`` and the README status column. The venv holds the package's ``reproduce`` extra and
+  papers-common's ``report`` extra when they exist. Not run by default.
+- ``bench-<package>`` / ``bench``: ``benchmarks/run.py --out reports/<package>`` writing ``bench.json``, with the
+  package's ``bench`` and ``reproduce`` extras when it has them (and papers-common's ``report`` extra, which
+  validates ``bench.json``). Not run by default.
 - ``workflows``: regenerate ``.github/workflows/package-<member>.yml`` from the template below.
 
-``nox`` alone runs lint, workspace, every tests-* and every wheel-*.
+``nox`` alone runs lint, workspace, install-by-name, every tests-* and every wheel-*.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
 import shutil
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +124,7 @@ def members(root: Path = ROOT) -> list[Member]:
 
 MEMBERS = members()
 PAPERS = [m for m in MEMBERS if m.is_paper]
+COMMON = next(m for m in MEMBERS if not m.is_paper)
 
 
 def uv_bin() -> str:
@@ -121,11 +140,22 @@ def sync(session: nox.Session, *args: str) -> None:
     session.run_install(uv_bin(), "sync", "--locked", "--no-dev", *args, env=env, external=True)
 
 
+def extras(member: Member, *names: str) -> list[str]:
+    """``--extra NAME`` for each of ``names`` that the member declares (sessions work before and after it gains one)."""
+    return [arg for name in names if name in member.extras for arg in ("--extra", name)]
+
+
+def report_extra(common: Member | None = None) -> list[str]:
+    """Arguments that add papers-common's ``report`` extra (what ``papers-common report`` needs) to a sync."""
+    common = COMMON if common is None else common
+    return ["--package", common.name, "--extra", "report"] if "report" in common.extras else []
+
+
 def make_tests(member: Member) -> None:
     @nox.session(name=f"tests-{member.name}")
     def tests(session: nox.Session) -> None:
-        extras = ["--extra", "test"] if "test" in member.extras else []
-        sync(session, "--package", member.name, *extras)
+        # The tests run the reproduction (reproduce extra); papers-common's own tests cover its report extra.
+        sync(session, "--package", member.name, *extras(member, "test", "reproduce", "report"))
         session.chdir(member.path)
         session.run("pytest", "tests", *session.posargs, env=TEST_ENV)
 
@@ -165,6 +195,249 @@ def make_wheel(member: Member) -> None:
     )
 
 
+Runner = Callable[..., tuple[int, str]]
+
+
+def run_command(
+    args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run a command; returns its exit status and its stdout and stderr together."""
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    return done.returncode, done.stdout
+
+
+def normalize(name: str) -> str:
+    """A distribution name normalised as PEP 503 does (``Papers_Common`` -> ``papers-common``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wheel_versions(wheelhouse: Path) -> dict[str, str]:
+    """Normalised distribution name -> version of every wheel in ``wheelhouse`` (read from the file names)."""
+    found = {}
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        name, version = wheel.name.split("-")[:2]
+        found[normalize(name)] = version
+    return found
+
+
+def build_wheelhouse(
+    root: Path,
+    names: Sequence[str],
+    wheelhouse: Path,
+    *,
+    python: str | None = None,
+    run: Runner = run_command,
+) -> list[str]:
+    """``uv build --package NAME --wheel`` for each workspace member into one (emptied) wheelhouse; the problems.
+
+    ``python`` is the interpreter uv builds with (the session's, so that ``--force-python`` applies here too).
+    """
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    wheelhouse.mkdir(parents=True)
+    problems = []
+    interpreter = ["--python", python] if python else []
+    for name in names:
+        build = [uv_bin(), "build", "--package", name, "--wheel", *interpreter, "--out-dir", wheelhouse, "--quiet"]  # fmt: skip
+        code, out = run(build, root)
+        if code:
+            problems.append(f"{name}: `uv build --package {name} --wheel` failed:\n{tail(out)}")
+    return problems
+
+
+def locked_constraints(
+    root: Path,
+    member: str,
+    workspace: Sequence[str],
+    out: Path,
+    *,
+    python: str | None = None,
+    run: Runner = run_command,
+) -> None:
+    """Write the lock's third-party pins for ``member`` (all extras) to ``out``, as a constraints file.
+
+    Raises ``RuntimeError`` when the export fails or names a workspace member: the common package must be found only
+    through the name in the package's own metadata, never through a pin here.
+    """
+    interpreter = ["--python", python] if python else []
+    code, text = run(
+        [uv_bin(), "export", "--package", member, "--locked", "--no-dev", "--no-hashes", "--no-emit-workspace",
+         "--all-extras", *interpreter, "--quiet"],
+        root,
+    )  # fmt: skip
+    if code:
+        raise RuntimeError(f"`uv export --package {member}` failed:\n{tail(text)}")
+    pins = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    named = {normalize(re.split(r"[\s\[<>=!~;@]", line.strip(), maxsplit=1)[0]) for line in pins}
+    members_named = sorted(named & {normalize(n) for n in workspace})
+    if members_named or any(line.lstrip().startswith(("-e", ".", "/", "file:")) for line in pins):
+        raise RuntimeError(f"the constraints for {member} name workspace members {members_named}: {out}")
+    out.write_text("\n".join(pins) + "\n", encoding="utf-8")
+
+
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def venv_bin(venv: Path) -> Path:
+    return venv / ("Scripts" if os.name == "nt" else "bin")
+
+
+# Runs inside the fresh venv, from the venv's folder (never the source tree): the installed distributions' versions,
+# then every name of the package's and papers_common's __all__. Prints each problem on a line and exits 1.
+INSTALL_PROBE = """\
+import importlib, importlib.metadata as md, json, sys
+from pathlib import Path
+want = json.loads(sys.argv[1])
+problems = []
+for dist, version in ((want["common"], want["common_version"]), (want["name"], want["version"])):
+    try:
+        got = md.version(dist)
+    except md.PackageNotFoundError:
+        requires = [r for r in md.requires(want["name"]) or [] if "extra ==" not in r] if dist != want["name"] else None
+        problems.append(f"the distribution {dist} is not installed (the wheelhouse has {version}); "
+                        f"{want['name']} requires {requires}")
+        continue
+    if got != version:
+        problems.append(f"{dist} {got} is installed, not {version} from the wheelhouse")
+for module in (want["import"], want["common_import"]):
+    try:
+        package = importlib.import_module(module)
+        where = Path(package.__file__).resolve()
+        if not where.is_relative_to(Path(sys.prefix).resolve()):
+            problems.append(f"{module} was imported from {where}, outside the venv")
+        missing = []
+        for name in package.__all__:
+            try:
+                getattr(package, name)
+            except Exception as error:
+                missing.append(f"{name} ({type(error).__name__}: {error})")
+        if missing:
+            problems.append(f"{module}.__all__ names what it cannot give: " + ", ".join(missing))
+    except Exception as error:
+        problems.append(f"import {module} failed: {type(error).__name__}: {error}")
+print("\\n".join(problems))
+sys.exit(1 if problems else 0)
+"""
+
+
+def install_by_name(
+    wheelhouse: Path,
+    member: Member,
+    venv_dir: Path,
+    *,
+    common: Member,
+    python: str,
+    constraints: Path | None = None,
+    no_index: bool = False,
+    run: Runner = run_command,
+) -> list[str]:
+    """Install ``member`` by its distribution name into a fresh venv, as pip would after a release; the problems.
+
+    ``uv pip install --find-links WHEELHOUSE NAME`` (the registry too, unless ``no_index``, pinned by ``constraints``)
+    so that ``common`` is found only through the name in the member's metadata; then ``<script> --help`` for each
+    console script and a probe that imports both ``__all__`` and checks that ``common`` is installed at exactly the
+    version of its wheel in the wheelhouse. Each problem is a line starting with the member's name.
+    """
+    built = wheel_versions(wheelhouse)
+    for needed in (common, member):
+        if normalize(needed.name) not in built:
+            return [f"{member.name}: the wheelhouse {wheelhouse} holds no {needed.name} wheel"]
+    shutil.rmtree(venv_dir, ignore_errors=True)
+    code, out = run([uv_bin(), "venv", "--quiet", "--python", python, venv_dir])
+    if code:
+        return [f"{member.name}: `uv venv` failed:\n{tail(out)}"]
+    python_in_venv = venv_bin(venv_dir) / ("python.exe" if os.name == "nt" else "python")
+    install = [uv_bin(), "pip", "install", "--python", python_in_venv, "--find-links", wheelhouse]
+    for name in built:  # a wheel rebuilt under the same file name must not come from a stale cache entry
+        install += ["--refresh-package", name]
+    if constraints is not None:
+        install += ["--constraint", constraints]
+    if no_index:
+        install.append("--no-index")
+    code, out = run([*install, member.name], venv_dir)
+    if code:
+        return [f"{member.name}: `uv pip install {member.name}` from the wheelhouse failed:\n{tail(out)}"]
+    # Nothing from outside the venv on sys.path; bytecode may be written (the venv is throwaway), so that --help
+    # after the probe does not compile torch's sources a second time.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+    }
+    env.update(
+        TEST_ENV,
+        VIRTUAL_ENV=str(venv_dir),
+        PATH=os.pathsep.join([str(venv_bin(venv_dir)), env.get("PATH", "")]),
+    )
+    want = {
+        "name": member.name,
+        "version": built[normalize(member.name)],
+        "import": member.import_name,
+        "common": common.name,
+        "common_version": built[normalize(common.name)],
+        "common_import": common.import_name,
+    }
+    problems = []
+    code, out = run([python_in_venv, "-c", INSTALL_PROBE, json.dumps(want)], venv_dir, env)
+    if code:
+        problems += [
+            f"{member.name}: {line}" for line in (out.strip() or f"the probe exited {code}").splitlines()
+        ]
+    for script in member.scripts:
+        code, out = run([venv_bin(venv_dir) / script, "--help"], venv_dir, env)
+        if code:
+            problems.append(f"{member.name}: `{script} --help` exited {code}:\n{tail(out)}")
+    return problems
+
+
+@nox.session(name="install-by-name")
+def install_by_name_session(session: nox.Session) -> None:
+    """Install each paper package by name from a wheelhouse of every member, as after a release; probe it."""
+    tmp = Path(session.create_tmp()).resolve()
+    wheelhouse = tmp / "wheelhouse"
+
+    def run(
+        args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        session.log(shlex.join("$INSTALL_PROBE" if a == INSTALL_PROBE else str(a) for a in args))
+        return run_command(args, cwd, env)
+
+    python = shutil.which("python", path=session.bin) or sys.executable
+    names = [m.name for m in MEMBERS]
+    problems = build_wheelhouse(ROOT, names, wheelhouse, python=python, run=run)
+    if problems:
+        session.error("install-by-name: building the wheelhouse failed\n" + "\n".join(problems))
+    session.log("wheelhouse: " + ", ".join(p.name for p in sorted(wheelhouse.glob("*.whl"))))
+    failed: dict[str, list[str]] = {}
+    for member in PAPERS:
+        start = time.monotonic()
+        constraints = tmp / f"constraints-{member.name}.txt"
+        try:
+            locked_constraints(ROOT, member.name, names, constraints, python=python, run=run)
+        except RuntimeError as error:
+            found = [f"{member.name}: {error}"]
+        else:
+            found = install_by_name(
+                wheelhouse, member, tmp / "venvs" / member.name, common=COMMON, python=python,
+                constraints=constraints, run=run,
+            )  # fmt: skip
+        if found:
+            failed[member.name] = found
+            session.warn("\n".join(found))
+        else:
+            session.log(
+                f"{member.name}: installed by name, with {COMMON.name} {wheel_versions(wheelhouse)[COMMON.name]} "
+                f"from the wheelhouse; probe and --help pass ({time.monotonic() - start:.1f} s)"
+            )
+    if failed:
+        session.error(
+            f"install-by-name failed for {', '.join(failed)}:\n"
+            + "\n".join(line for lines in failed.values() for line in lines)
+        )
+
+
 def reproduce_into(session: nox.Session, member: Member) -> bool:
     """Run one package's reproduction into ``reports/<name>``; returns whether it exited cleanly."""
     out = REPORTS / member.name
@@ -186,7 +459,7 @@ def assemble_report(session: nox.Session) -> None:
 def make_reproduce(member: Member) -> None:
     @nox.session(name=f"reproduce-{member.name}", default=False)
     def reproduce(session: nox.Session) -> None:
-        sync(session, "--package", member.name)
+        sync(session, "--package", member.name, *extras(member, "reproduce"), *report_extra())
         ok = reproduce_into(session, member)
         assemble_report(session)
         if not ok:
@@ -206,8 +479,7 @@ def bench_into(session: nox.Session, member: Member) -> None:
 def make_bench(member: Member) -> None:
     @nox.session(name=f"bench-{member.name}", default=False)
     def bench(session: nox.Session) -> None:
-        extras = ["--extra", "bench"] if "bench" in member.extras else []
-        sync(session, "--package", member.name, *extras)
+        sync(session, "--package", member.name, *extras(member, "bench", "reproduce"), *report_extra())
         bench_into(session, member)
 
     bench.__doc__ = f"Benchmark {member.name} against its anchor into reports/{member.name}/bench.json."
@@ -239,7 +511,7 @@ def workspace(session: nox.Session) -> None:
 @nox.session(default=False)
 def reproduce(session: nox.Session) -> None:
     """Every package's quick reproduction (-- --full: long), then reports/REPORT.md and the README status."""
-    sync(session, "--all-packages")
+    sync(session, "--all-packages", "--all-extras")  # every reproduce extra and papers-common's report extra
     failed = [m.name for m in PAPERS if not reproduce_into(session, m)]
     assemble_report(session)
     if failed:

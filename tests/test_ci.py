@@ -100,8 +100,13 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one() -> None:
 
 def test_readme_lists_the_nine_packages() -> None:
     block = README.split("<!-- status:begin -->", 1)[1].split("<!-- status:end -->", 1)[0]
-    listed = re.findall(r"^\|\s*`([a-z0-9-]+)`", block, re.M)
-    assert listed == list(PAPERS)
+    rows = re.findall(r"^\|\s*(\[`([a-z0-9-]+)`\]\(([^)\s]+)\)|`([a-z0-9-]+)`)", block, re.M)
+    assert [linked or plain for _, linked, _, plain in rows] == list(PAPERS)
+    for _, name, target, _ in rows:  # a released package's row links to its README
+        if name:
+            assert (ROOT / target).is_file(), (
+                f"README: the row of {name} links to {target}, which does not exist"
+            )
 
 
 def test_debian_packages_are_installed_by_ci_and_named_in_readme() -> None:

@@ -16,6 +16,7 @@ CHILD = textwrap.dedent(
     from papers_common import emit_result
     payload = json.loads(sys.argv[sys.argv.index("--worker") + 1])
     print("noise before the result")
+    print("child progress", file=sys.stderr, flush=True)
     if payload["fail"]:
         sys.exit(3)
     emit_result({"doubled": 2 * payload["x"], "pid_differs": True})
@@ -23,11 +24,13 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_the_child_result_comes_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_child_result_comes_back(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD, encoding="utf-8")
     assert run_isolated(script, {"x": 21, "fail": False}, "doubling") == {"doubled": 42, "pid_differs": True}
-    assert "measuring doubling ..." in capsys.readouterr().err
+    err = capfd.readouterr().err
+    assert "measuring doubling ..." in err
+    assert "child progress" in err  # the child's stderr (its progress records) passes straight through
 
 
 def test_a_failing_child_names_the_measurement(tmp_path: Path) -> None:

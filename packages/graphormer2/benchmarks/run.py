@@ -96,7 +96,17 @@ from graphormer2.features import MolGraph, atom_features, bond_features, topolog
 from rdkit import Chem, rdBase
 from torch import nn
 
-from papers_common import Anchor, Bench, Measurement, emit_result, machine_info, run_isolated, write_bench
+from papers_common import (
+    Anchor,
+    Bench,
+    Measurement,
+    configure_logging,
+    emit_result,
+    machine_info,
+    progress,
+    run_isolated,
+    write_bench,
+)
 
 SMILES_FILE = "NCI/first_5K.smi"
 WARMUP_SMILES = 20
@@ -303,7 +313,7 @@ def preprocess_ours(request: Request) -> dict[str, Any]:
     no_targets = np.zeros(0, dtype=np.float32)
 
     def step() -> None:
-        for mol, x, edge_index, edge_attr in featurised:
+        for mol, x, edge_index, edge_attr in progress(featurised, desc="ours SPD + paths", unit="mol"):
             graph = MolGraph(x, edge_index, edge_attr, x.shape[0], distance=topological_distance(mol))
             preprocess(graph, no_targets, MULTI_HOP)
 
@@ -325,7 +335,7 @@ def preprocess_pyg(request: Request) -> dict[str, Any]:
     def run(batch: list[str]) -> list[Any]:
         graphs = []
         with rdBase.BlockLogs():
-            for text in batch:
+            for text in progress(batch, desc="PyG from_rdmol", unit="mol"):
                 mol = Chem.MolFromSmiles(text)
                 if mol is None:
                     continue
@@ -346,7 +356,7 @@ def preprocess_official(request: Request) -> dict[str, Any]:
     def run(batch: list[str]) -> list[dict[str, torch.Tensor]]:
         items, step_seconds = [], 0.0
         with rdBase.BlockLogs():
-            for text in batch:
+            for text in progress(batch, desc="official port", unit="mol"):
                 mol = Chem.MolFromSmiles(text)
                 if mol is None:
                     continue
@@ -536,7 +546,7 @@ def train_gin(request: Request) -> dict[str, Any]:
 
     def graphs(subset: Any) -> list[Any]:
         out = []
-        for index in subset.indices:
+        for index in progress(subset.indices, desc="PyG from_smiles", unit="mol"):
             graph = pyg_from_smiles(data.dataset.smiles[index])
             graph.y = targets[index].float().view(1, 1)
             out.append(graph)
@@ -554,6 +564,7 @@ def train_gin(request: Request) -> dict[str, Any]:
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps_per_epoch
     best_mae, best_state, seconds, step = math.inf, {}, 0.0, 0
+    bar = progress(total=total, desc="PyG GIN train", unit="step")
     model.train()
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
@@ -569,10 +580,13 @@ def train_gin(request: Request) -> dict[str, Any]:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
             optimizer.step()
             step += 1
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}", refresh=False)
+            bar.update(1)
         seconds += time.perf_counter() - began
         valid_mae = gin_mae(model, valid, config.batch_size)
         if valid_mae < best_mae:
             best_mae, best_state = valid_mae, copy.deepcopy(model.state_dict())
+    bar.close()
     model.load_state_dict(best_state)
     return {
         "seconds": seconds,
@@ -644,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     # internal: run one Request, given as JSON, in this process and print its result
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    configure_logging()
     if args.worker:
         emit_result(worker(Request(**json.loads(args.worker))))
         return 0
@@ -665,9 +680,6 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="graphormer2-bench-") as scratch:
         pre = Request("preprocess", "ours", molecules=molecules, repeats=repeats, threads=args.threads)
-        prepared = {
-            library: measure(replace(pre, library=library)) for library in ("ours", "pyg", "official")
-        }
         fitting = Request(
             "train",
             "ours",
@@ -678,7 +690,13 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=scratch,
             threads=args.threads,
         )
-        trained = {library: measure(replace(fitting, library=library)) for library in ("ours", "gin")}
+        requests = [replace(pre, library=library) for library in ("ours", "pyg", "official")]
+        requests += [replace(fitting, library=library) for library in ("ours", "gin")]
+        results = {
+            (r.task, r.library): measure(r) for r in progress(requests, desc="bench", unit="measurement")
+        }
+        prepared = {library: results[("preprocess", library)] for library in ("ours", "pyg", "official")}
+        trained = {library: results[("train", library)] for library in ("ours", "gin")}
 
     machine = {**machine_info("cpu"), "threads": args.threads, "mode": "quick" if args.quick else "full"}
     pyg_version = package_version("torch-geometric")

@@ -5,8 +5,13 @@ Numbers the commands print are checked against the library called directly on th
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Iterator
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +20,21 @@ from graphormer2.atoms import collate_atoms
 from graphormer2.cli import app
 from graphormer2.collate import collate
 from graphormer2.datasets import MoleculeDataset, from_smiles, split
-from graphormer2.gin import GIN
+from graphormer2.gin import GIN, GINConfig
 from graphormer2.model import Graphormer
-from graphormer2.model3d import Graphormer3D
+from graphormer2.model3d import Graphormer3D, Graphormer3DConfig
 from graphormer2.relaxation import relaxation_task
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from papers_common import latest_checkpoint, preserved_global_state, read_jsonl
+from papers_common import (
+    configure_logging,
+    latest_checkpoint,
+    preserved_global_state,
+    pretrained_extra,
+    read_jsonl,
+    save_checkpoint,
+)
 
 torch.set_num_threads(1)
 
@@ -149,6 +161,31 @@ def test_train_on_a_dataset_file_then_predict(tmp_path: Path, capsys: pytest.Cap
     assert app.main(["predict", "--checkpoint", str(out), "--smiles", "C1CC(", "--device", "cpu"]) == 2
     assert "'C1CC('" in capsys.readouterr().err
 
+    # a run of graphormer2 0.1.0 kept a training checkpoint in best/ and the settings in the run's config.json
+    old = tmp_path / "old-run"
+    shutil.copytree(out, old)
+    shutil.rmtree(old / "best")
+    save_checkpoint(old / "best", summary["best_step"], model, config=config, rng=False)
+    assert app.main(["predict", "--checkpoint", str(old), "--smiles", *molecules, "--device", "cpu"]) == 0
+    assert prediction_lines(capsys.readouterr().out) == printed
+
+    # best/ alone is the model: it predicts in target units after the run and the data are gone
+    best = out / "best"
+    assert sorted(p.name for p in best.iterdir()) == ["config.json", "model.safetensors"]
+    extra = pretrained_extra(best)
+    assert extra["step"] == summary["best_step"]
+    assert extra["valid_mae"] == summary["valid_mae"]
+    assert (extra["target_names"], extra["objective"]) == (["y", "active"], "regression")
+    assert (extra["max_nodes"], extra["multi_hop_max_dist"]) == (128, 5)
+    assert extra["target_mean"] == pytest.approx(mean.tolist())
+    assert extra["target_std"] == pytest.approx(std.tolist())
+    moved = tmp_path / "elsewhere" / "tpsa-model"
+    shutil.copytree(best, moved)
+    for gone in (out, old, data, csv):
+        shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+    assert app.main(["predict", "--checkpoint", str(moved), "--smiles", *molecules, "--device", "cpu"]) == 0
+    assert prediction_lines(capsys.readouterr().out) == printed
+
 
 def test_gin_classification_predicts_probabilities(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -198,6 +235,21 @@ def test_gin_classification_predicts_probabilities(
     assert [printed[s]["active"] for s in ("CCO", "CCN")] == pytest.approx(
         torch.sigmoid(logits[:, 0]).tolist(), rel=1e-5
     )
+    assert pretrained_extra(out / "best")["objective"] == "classification"
+    moved = shutil.copytree(out / "best", tmp_path / "gin-model")
+    shutil.rmtree(out)
+    args = [
+        "predict",
+        "--checkpoint",
+        str(moved / "config.json"),
+        "--smiles",
+        "CCO",
+        "CCN",
+        "--device",
+        "cpu",
+    ]
+    assert app.main(args) == 0
+    assert prediction_lines(capsys.readouterr().out) == printed
 
 
 def test_running_train_again_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -250,7 +302,16 @@ def test_train3d_relaxation_reports_the_best_weights_test_mae(
 
     task = relaxation_task(8, seed=0, cache_dir=cache, energy_target="relaxation", split=(0.5, 0.25))
     assert task.from_cache
-    model = Graphormer3D.from_pretrained(out / "best").eval()
+    # best/ alone predicts in kcal/mol: the target standardisation is part of the saved config
+    moved = shutil.copytree(out / "best", tmp_path / "relaxation-model")
+    shutil.rmtree(out)
+    assert sorted(p.name for p in moved.iterdir()) == ["config.json", "model.safetensors"]
+    extra = pretrained_extra(moved)
+    assert (extra["step"], extra["valid_energy_mae"]) == (summary["best_step"], summary["valid_energy_mae"])
+    assert extra["data"]["energy_target"] == "relaxation"
+    assert extra["node_loss"] is True
+    model = Graphormer3D.from_pretrained(moved).eval()
+    assert model.config.energy_mean == pytest.approx(task.standardisation.energy_mean)
     batch = collate_atoms(task.test)
     energy, _ = model.predict(batch)
     expected = (energy.double() - batch.energy.double()).abs().mean().item()
@@ -334,7 +395,10 @@ def test_bad_files_and_run_directories_are_reported(
     assert "no such file" in capsys.readouterr().err
 
     assert app.main(["predict", "--checkpoint", str(tmp_path), "--smiles", "CCO"]) == 2
-    assert "not a run directory of `graphormer2 train` (no config.json)" in capsys.readouterr().err
+    assert (
+        "not a run directory of `graphormer2 train` nor a saved model (no config.json)"
+        in capsys.readouterr().err
+    )
     (tmp_path / "config.json").write_text(
         json.dumps({"model_class": "Graphormer", "extra": {}}), encoding="utf-8"
     )
@@ -342,8 +406,82 @@ def test_bad_files_and_run_directories_are_reported(
     assert "no best weights" in capsys.readouterr().err
     assert app.main(["predict", "--checkpoint", str(tmp_path)]) == 2
     assert "give molecules to predict" in capsys.readouterr().err
+    # saved models: one without prediction settings, and one that predict does not handle
+    folder = GIN(GINConfig(num_layers=1, hidden_dim=4)).save_pretrained(tmp_path / "gin")
+    assert app.main(["predict", "--checkpoint", str(folder), "--smiles", "CCO"]) == 2
+    assert "has no objective, target_names, max_nodes, multi_hop_max_dist" in capsys.readouterr().err
+    config = Graphormer3DConfig(
+        layers=1, blocks=1, embed_dim=4, ffn_embed_dim=4, attention_heads=1, num_kernel=2
+    )
+    folder = Graphormer3D(config).save_pretrained(tmp_path / "g3d")
+    assert app.main(["predict", "--checkpoint", str(folder), "--smiles", "CCO"]) == 2
+    assert "a 'Graphormer3D' model; predict handles the 2D models" in capsys.readouterr().err
 
     assert app.main(["train3d", "--out", str(tmp_path / "r")]) == 2
     assert "exactly one data source: --task relaxation or --sdf" in capsys.readouterr().err
     assert app.main(["train3d", "--sdf", str(tmp_path / "none.sdf"), "--out", str(tmp_path / "r")]) == 2
     assert "--sdf needs --energy-prop" in capsys.readouterr().err
+
+
+def test_reproduce_without_its_extra_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    find_spec = importlib.util.find_spec
+
+    def without_matplotlib(name: str, *args: object, **kwargs: object) -> object:
+        return None if name == "matplotlib" else find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_matplotlib)
+    out = tmp_path / "report"
+    assert app.main(["reproduce", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "graphormer2: error: 'graphormer2 reproduce' needs matplotlib from the 'reproduce' extra: "
+        "pip install 'graphormer2[reproduce]'\n"
+    )
+    assert not out.exists()
+
+
+@pytest.fixture
+def stderr_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
+    """Progress records on (captured, not a terminal) stderr, one per update, as a redirected run would show.
+
+    Call it in the test body: it sets pytest's logging handlers aside (pytest adds them as each phase starts), so
+    that ``App.main`` installs its stderr handler.
+    """
+    monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
+    monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
+    yield lambda: monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    configure_logging()  # not quiet again; the stderr handler goes with the set-aside list
+
+
+def test_train_logs_progress_when_stderr_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stderr_log: Callable[[], None]
+) -> None:
+    stderr_log()
+    csv = write_csv(tmp_path / "mols.csv")
+    args = ["train", "--csv", str(csv), "--target-col", "y", "--max-steps", "3", "--eval-every", "3", *TINY]
+    assert app.main([*args, "--out", str(tmp_path / "run")]) == 0
+    logged = capsys.readouterr().err
+    for count in ("1/3 (33%)", "2/3 (67%)", "3/3 (100%)"):
+        assert any(f"train: {count}" in line and "loss=" in line for line in logged.splitlines()), logged
+    assert "validate at step 3: 1/1 (100%)" in logged  # the last record carries the validation metric
+    assert "mae=" in logged
+    assert "test: 1/1 (100%)" in logged
+    assert "preprocessing" in logged
+    assert "graphormer2: note: kept 14 molecules" in logged
+
+    assert app.main([*args, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert "train:" not in quiet.err, quiet.err
+    assert "elapsed" not in quiet.err, quiet.err
+    assert last_json(quiet.out)["steps"] == 3
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    """``python -m graphormer2.cli`` (and so ``torchrun -m graphormer2.cli``, as the README shows) runs the program."""
+    done = subprocess.run([sys.executable, "-m", "graphormer2.cli", "--version"], capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("graphormer2 ")

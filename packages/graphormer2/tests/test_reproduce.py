@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from graphormer2 import GINConfig, Graphormer, GraphormerConfig, TrainConfig, reproduce
+from graphormer2 import GINConfig, Graphormer, GraphormerConfig, TrainConfig, collate, from_smiles, reproduce
+from graphormer2.cli import app
 
-from papers_common import load_results
+from papers_common import load_results, pretrained_extra
 
 torch.set_num_threads(1)
 
@@ -25,7 +27,9 @@ TINY = reproduce.Plan(
 )  # fmt: skip
 
 
-def test_reproduce_measures_every_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reproduce_measures_every_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(reproduce, "QUICK", TINY)
     results = reproduce.run(tmp_path / "report", quick=True, seed=0, device="cpu")
     assert [c.id for c in results.claims] == ["expressiveness", "tpsa", "post-ln", "relaxation"]
@@ -43,6 +47,25 @@ def test_reproduce_measures_every_claim(tmp_path: Path, monkeypatch: pytest.Monk
     assert set(tables["relaxation"]) >= {"with Δpos loss", "energy only"}
     for figure in results.figures:
         assert (tmp_path / "report" / figure).stat().st_size > 1000
+
+    # every run's best/ is a saved model; the 2D ones predict TPSA on their own, in Å²
+    runs = tmp_path / "report" / "runs"
+    for name in ("tpsa-post-ln", "tpsa-pre-ln", "tpsa-gin", "relaxation-node-loss", "relaxation-energy-only"):
+        assert sorted(p.name for p in (runs / name / "best").iterdir()) == [
+            "config.json",
+            "model.safetensors",
+        ]
+    assert pretrained_extra(runs / "relaxation-energy-only" / "best")["node_loss"] is False
+    moved = shutil.copytree(runs / "tpsa-post-ln" / "best", tmp_path / "tpsa-model")
+    capsys.readouterr()
+    assert app.main(["predict", "--checkpoint", str(moved), "--smiles", "CCO", "--device", "cpu"]) == 0
+    smiles, value = capsys.readouterr().out.strip().split("\t")
+    extra = pretrained_extra(moved)
+    model = Graphormer.from_pretrained(moved).eval()
+    with torch.no_grad():
+        expected = model(collate([from_smiles(["CCO"])[0]]))[0, 0].item() * extra["target_std"][0]
+    assert (smiles, value.split("=")[0]) == ("CCO", "tpsa")
+    assert float(value.split("=")[1]) == pytest.approx(expected + extra["target_mean"][0], rel=1e-5)
 
 
 def test_spatial_encoding_separates_the_pairs_gin_cannot() -> None:

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 import torch
 from graphormer2.train import (
+    BEST_DIR,
     ClassificationObjective,
     FitResult,
     ModelLossObjective,
     RegressionObjective,
     TrainConfig,
+    _best_weights,
     fit,
     learning_rate,
     observed_bce,
@@ -33,7 +35,14 @@ from graphormer2.train import (
 from safetensors.torch import load_file
 from torch import nn
 
-from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint
+from papers_common import (
+    InputError,
+    RunDir,
+    latest_checkpoint,
+    load_checkpoint,
+    pretrained_extra,
+    save_checkpoint,
+)
 
 torch.set_num_threads(1)
 
@@ -303,12 +312,13 @@ def test_checkpoints_and_best_weights_are_read_without_pickle(tmp_path: Path, mo
     result = fit(ToyRegressor(), data, data, collate_toy, RegressionObjective(), config, run=run)
     files = sorted(p.name for p in run.checkpoints.iterdir())
     assert files == [f"step-{s:08d}.{ext}" for s in (6, 9) for ext in ("json", "safetensors")]  # 2 kept
-    best = run.root / "best"
-    (best_weights,) = best.glob("*.safetensors")
-    stored = load_file(best_weights)
-    assert {k.removeprefix("model/"): v for k, v in stored.items()}.keys() == result.best_state.keys()
+    best = run.root / "best"  # a save_pretrained folder, even for a model without a config
+    assert sorted(p.name for p in best.iterdir()) == ["config.json", "model.safetensors"]
+    assert pretrained_extra(best) == {"step": result.best_step, "valid_mae": result.best_metric}
+    stored = load_file(best / "model.safetensors")
+    assert stored.keys() == result.best_state.keys()
     for name, value in result.best_state.items():
-        assert torch.equal(stored[f"model/{name}"], value)
+        assert torch.equal(stored[name], value)
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("torch.load must not be used")
@@ -317,6 +327,36 @@ def test_checkpoints_and_best_weights_are_read_without_pickle(tmp_path: Path, mo
     resumed = fit(ToyRegressor(seed=3), data, data, collate_toy, RegressionObjective(), config, run=run)
     assert resumed.best_metric == result.best_metric
     assert latest_checkpoint(run.checkpoints).name == "step-00000009.json"
+
+
+def test_resume_takes_the_best_weights_only_when_the_checkpoint_vouches_for_them(tmp_path: Path) -> None:
+    """The checkpoint after each validation records the best weights' SHA-256: best weights written after that
+    checkpoint (a crash before the next one), even in part, are not taken for the recorded best step's."""
+    data = linear_data(12, seed=0)
+    run = RunDir(tmp_path / "run")
+    module = ToyRegressor()
+    result = fit(module, data, data, collate_toy, RegressionObjective(), TrainConfig(max_steps=6, batch_size=4),
+                 run=run, best_extra={"target_names": ["a", "b"]})  # fmt: skip
+    state = load_checkpoint(run.checkpoints).extra
+    assert pretrained_extra(run.root / BEST_DIR)["target_names"] == ["a", "b"]
+    found = _best_weights(run, state, ToyRegressor(seed=4))
+    assert found.keys() == result.best_state.keys()
+    assert all(torch.equal(found[name], value) for name, value in result.best_state.items())
+
+    weights = run.root / BEST_DIR / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")  # torn: config.json still names the step
+    assert _best_weights(run, state, ToyRegressor()) == {}
+
+    # a run of graphormer2 0.1.0: a training checkpoint in best/, matched by its step
+    for path in (run.root / BEST_DIR).iterdir():
+        path.unlink()
+    save_checkpoint(run.root / BEST_DIR, result.best_step, result.best_state, rng=False)
+    old_state = {key: value for key, value in state.items() if key != "best_sha256"}
+    assert _best_weights(run, old_state, ToyRegressor()).keys() == result.best_state.keys()
+    assert _best_weights(run, {**old_state, "best_step": result.best_step + 1}, ToyRegressor()) == {}
+    resumed = fit(ToyRegressor(seed=2), data, data, collate_toy, RegressionObjective(),
+                  TrainConfig(max_steps=6, batch_size=4), run=run)  # fmt: skip
+    assert all(torch.equal(resumed.best_state[n], v) for n, v in result.best_state.items())
 
 
 @dataclass

@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from papers_common import progress
 from pinn_stein import MLP, Heat, MLPConfig, Points, exact_derivatives, sample_batch
 
 os.environ["DDE_BACKEND"] = "pytorch"  # read once, when deepxde is imported
@@ -100,7 +101,7 @@ def iteration_seconds(
     generator = torch.Generator(device=device).manual_seed(seed)
     like = torch.empty(0, device=device)
     times = []
-    for step in range(warmup + iterations):
+    for step in progress(range(warmup + iterations), desc="timing deepxde", leave=False):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         tick = time.perf_counter()

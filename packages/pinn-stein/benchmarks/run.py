@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -33,8 +34,19 @@ from typing import Any, cast
 
 import torch
 
-from papers_common import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
+from papers_common import (
+    Anchor,
+    Bench,
+    Measurement,
+    configure_logging,
+    machine_info,
+    pick_device,
+    progress,
+    write_bench,
+)
 from pinn_stein import Heat, Method, iteration_seconds
+
+LOG = logging.getLogger("pinn_stein.benchmark")
 
 DIM, WIDTH, DEPTH = 250, 256, 3
 HEADLINE_SAMPLES = 2048
@@ -68,6 +80,7 @@ def measure_pinn_stein(request: Request) -> dict[str, Any]:
         iterations=request.iterations,
         warmup=request.warmup,
         device=request.device,
+        desc=f"timing {request.label}",
     )
     return {"seconds": seconds}
 
@@ -96,7 +109,7 @@ def worker(request: Request) -> dict[str, Any]:
 
 def measure(request: Request) -> dict[str, Any]:
     """Run one request in a fresh Python process; its result is the JSON on the last line of its stdout."""
-    print(f"measuring {request.label} ...", file=sys.stderr, flush=True)
+    LOG.info("measuring %s in a fresh process", request.label)
     done = subprocess.run(
         [sys.executable, __file__, "--worker", json.dumps(asdict(request))],
         stdout=subprocess.PIPE,
@@ -157,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     # internal: run one Request, given as JSON, in this process and print its result
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    configure_logging()
     if args.worker:
         print(json.dumps(worker(Request(**json.loads(args.worker)))))
         return 0
@@ -166,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
     seconds: dict[str, float] = {}
     deepxde: dict[str, Any] | None = None
-    for request in requests(args):
+    bar = progress(requests(args), desc="benchmark", unit="method")
+    for request in bar:
+        bar.set_postfix(method=request.label, refresh=False)
         result = measure(request)
         if "unavailable" in result:
             print(f"{request.label}: omitted, {result['unavailable']}")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
-from papers_common import latest_checkpoint, preserved_global_state, read_jsonl
+from papers_common import configure_logging, latest_checkpoint, preserved_global_state, read_jsonl
 from pinn_stein import MLP, TestSet
 from pinn_stein.cli import app
 
@@ -63,6 +68,7 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert app.main([*args, "--iterations", "10"]) == 0
     assert last_json(capsys.readouterr().out)["rel_l2"] == pytest.approx(first["rel_l2"])
 
+    assert Path(first["model"]) == out / "model"
     assert app.main(["evaluate", "--checkpoint", str(out), "--eval-samples", "16", "--device", "cpu"]) == 0
     evaluated = last_json(capsys.readouterr().out)
     assert set(evaluated) == {"rel_l1", "rel_l2", "raw_rel_l1", "raw_rel_l2"}
@@ -70,6 +76,97 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     assert steps == sorted(steps)
     assert MLP.from_pretrained(latest_checkpoint(out / "checkpoints")).config.in_dim == 5
+
+    # a run directory of the layout before 0.2.0 (checkpoints/, no model/) evaluates the same
+    shutil.rmtree(out / "model")
+    assert app.main(["evaluate", "--checkpoint", str(out), "--device", "cpu"]) == 0
+    assert last_json(capsys.readouterr().out) == evaluated
+
+
+def test_evaluate_from_the_model_folder_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Copied elsewhere with the run deleted, model/ still evaluates: it draws the same test set again."""
+    out = tmp_path / "run"
+    args = ["train", "--pde", "heat", "--dim", "3", "--method", "stein-vr", "--iterations", "4",
+            "--batch", "domain=8", "initial=8", "boundary=8", "--out", str(out), *SMALL]  # fmt: skip
+    assert app.main(args) == 0
+    trained = last_json(capsys.readouterr().out)
+    moved = tmp_path / "elsewhere" / "heat-model"
+    shutil.copytree(out / "model", moved)
+    shutil.rmtree(out)
+    assert app.main(["evaluate", "--checkpoint", str(moved), "--device", "cpu"]) == 0
+    evaluated = last_json(capsys.readouterr().out)
+    assert evaluated["raw_rel_l2"] == pytest.approx(trained["raw_rel_l2"], rel=1e-6)
+    assert evaluated["rel_l2"] == pytest.approx(trained["rel_l2"], rel=0.2)  # other smoothing noise, N = 16
+    reference = tmp_path / "heat.safetensors"
+    assert app.main(["reference", "--pde", "heat", "--dim", "3", "--points", "50", "--seed", "1",
+                     "--out", str(reference)]) == 0  # fmt: skip
+    capsys.readouterr()
+    given = [
+        "evaluate",
+        "--checkpoint",
+        str(moved / "config.json"),
+        "--test-set",
+        str(reference),
+        "--device",
+        "cpu",
+    ]
+    assert app.main(given) == 0
+    assert last_json(capsys.readouterr().out)["raw_rel_l2"] == pytest.approx(trained["raw_rel_l2"], rel=1e-6)
+
+
+@contextmanager
+def root_logger_of_a_command_line() -> Iterator[None]:
+    """The root logger as a plain command line has it, without pytest's handlers, so that ``configure_logging``
+    installs its stderr handler (inside a test: pytest adds its handlers when the test starts)."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        configure_logging()  # not quiet again
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+def test_train_logs_progress_when_stderr_is_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
+    monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
+    args = ["train", "--pde", "heat", "--dim", "3", "--method", "pinn", "--iterations", "6",
+            "--batch", "domain=8", "initial=8", "boundary=8", *SMALL]  # fmt: skip
+    with root_logger_of_a_command_line():
+        assert app.main([*args, "--out", str(tmp_path / "a")]) == 0
+        err = capsys.readouterr().err
+        assert re.search(r"train heat-3 pinn: 3/6 \(50%\), .*loss=", err), err
+        assert "train heat-3 pinn: 6/6 (100%)" in err
+        assert app.main([*args, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+        captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "rel_l2" in captured.out
+
+
+def test_reproduce_without_its_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name, *a)
+    )
+    out = tmp_path / "report"
+    assert app.main(["reproduce", "--quick", "--out", str(out), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "pinn-stein: error: 'pinn-stein reproduce' needs matplotlib from the 'reproduce' extra: "
+        "pip install 'pinn-stein[reproduce]'"
+    ]
+    assert captured.out == ""
+    assert not out.exists()
 
 
 def test_reference_writes_a_monte_carlo_test_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

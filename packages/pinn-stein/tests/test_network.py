@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from papers_common import InputError, save_checkpoint
+from papers_common import InputError, pretrained_extra, save_checkpoint
 from pinn_stein import MLP, MLPConfig, exact_derivatives
 
 F64 = torch.float64
@@ -62,15 +62,21 @@ def test_forward_laplacian_of_a_single_point(make_mlp):
 
 
 def test_save_and_load_round_trip(tmp_path, make_mlp):
-    g = make_mlp(5, 12, 2, seed=3, dtype=torch.float32)
-    sidecar = g.save_pretrained(tmp_path / "model", step=7, extra={"note": "hello"})
-    assert sidecar.exists()
-    assert json.loads(sidecar.read_text())["config"]["network"] == {"in_dim": 5, "width": 12, "depth": 2}
+    """save_pretrained writes config.json + model.safetensors only; from_pretrained gives the same network."""
+    g = make_mlp(5, 12, 2, seed=3, dtype=torch.float32).eval()
+    folder = g.save_pretrained(tmp_path / "model", extra={"note": "hello"})
+    assert folder == tmp_path / "model"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    stored = json.loads((folder / "config.json").read_text())
+    assert {k: stored[k] for k in ("in_dim", "width", "depth")} == {"in_dim": 5, "width": 12, "depth": 2}
+    assert stored["architectures"] == ["MLP"]
+    assert pretrained_extra(folder) == {"note": "hello"}
     z = torch.randn(9, 5, generator=torch.Generator().manual_seed(1))
-    for source in (tmp_path / "model", sidecar, sidecar.with_suffix(".safetensors")):
-        loaded = MLP.from_pretrained(source)
+    for source in (folder, folder / "config.json", folder / "model.safetensors"):
+        loaded = MLP.from_pretrained(source).eval()
         assert loaded.config == g.config
         assert torch.equal(loaded(z), g(z))
+        torch.testing.assert_close(loaded.forward_laplacian(z, 4), g.forward_laplacian(z, 4), rtol=0, atol=0)
         for (name, a), (_, b) in zip(loaded.state_dict().items(), g.state_dict().items(), strict=True):
             assert torch.equal(a, b), name
 

@@ -8,7 +8,9 @@ Each (method, L) runs in its own process so that peak memory (CUDA: ``max_memory
 the resident set's high-water mark) belongs to that measurement alone; memory is taken from the first step and
 time is the median of the following ones.
 
-    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--device cpu]
+    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--device cpu] [--quiet]
+
+Progress (one unit per measurement) is a bar on a terminal and a log line every 30 s otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from papers_common import Anchor, Bench, Measurement, machine_info, pick_device, write_bench
+from papers_common import (
+    Anchor,
+    Bench,
+    Measurement,
+    configure_logging,
+    machine_info,
+    pick_device,
+    progress,
+    write_bench,
+)
 from urpe import RPEAttention, URPEAttention
 
 METHODS = ("urpe", "urpe-chunked", "rpe", "sdpa-bias")
@@ -69,8 +80,10 @@ def _measure(
     embed: int,
     repeats: int,
     device_name: str,
+    quiet: bool,
     queue: mp.Queue,
 ) -> None:
+    configure_logging(quiet=quiet)  # a spawned process starts without the parent's logging set-up
     torch.manual_seed(0)
     device = torch.device(device_name)
     module = _build(method, embed, heads, length, device)
@@ -86,7 +99,10 @@ def _measure(
     else:  # growth of the resident high-water mark over the resident size before the step (KiB on Linux)
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     times = []
-    for _ in range(repeats):
+    # the timed steps report progress too: at long lengths one measurement can take minutes
+    for _ in progress(
+        range(repeats), desc=f"bench {method} L={length}", unit="step", leave=False, position=1
+    ):
         start = time.perf_counter()
         _step(method, module, x)
         if device.type == "cuda":
@@ -101,7 +117,17 @@ def measure(method: str, length: int, args: argparse.Namespace) -> dict[str, flo
     queue = context.Queue()
     proc = context.Process(
         target=_measure,
-        args=(method, length, args.batch, args.heads, args.embed, args.repeats, args.device, queue),
+        args=(
+            method,
+            length,
+            args.batch,
+            args.heads,
+            args.embed,
+            args.repeats,
+            args.device,
+            args.quiet,
+            queue,
+        ),
     )
     proc.start()
     result = queue.get()
@@ -118,10 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embed", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     args = parser.parse_args(argv)
+    configure_logging(quiet=args.quiet)
     args.device = str(pick_device(args.device))
 
-    table = {(m, length): measure(m, length, args) for length in args.lengths for m in METHODS}
+    table = {}
+    pairs = [(m, length) for length in args.lengths for m in METHODS]
+    for method, length in (bar := progress(pairs, desc="bench", unit="measurement")):
+        bar.set_postfix(method=method, L=length)
+        table[(method, length)] = measure(method, length, args)
     for (method, length), value in table.items():
         print(
             f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",

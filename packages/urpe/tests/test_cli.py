@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
-from papers_common import RunDir
+from papers_common import RunDir, configure_logging, pretrained_extra
 from urpe import TransformerModel
 from urpe.cli import app
 
@@ -24,6 +30,10 @@ SMALL = [
 
 def last_json(text: str) -> dict[str, float]:
     return json.loads(text.strip().splitlines()[-1])
+
+
+def evaluate(checkpoint: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--checkpoint", str(checkpoint), "--batch-size", "8", "--device", "cpu", *extra]
 
 
 def test_help_lists_the_commands() -> None:
@@ -128,6 +138,39 @@ def test_train_then_evaluate_a_synthetic_task(tmp_path: Path, capsys: pytest.Cap
     )
     assert last_json(capsys.readouterr().out) == pytest.approx(expected)
 
+    # the trained model is saved as config.json + model.safetensors with the task it needs
+    saved = out / "model"
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]
+    extra = pretrained_extra(saved)
+    assert extra["kind"] == "synthetic"
+    assert extra["task"] == {"name": "position-identification", "seq_len": 8, "vocab": 10}
+    assert extra["steps"] == 20
+    assert extra["metrics"] == pytest.approx(printed_metrics(printed))
+
+    # that folder alone is enough: copy it elsewhere, delete the run, evaluate the copy
+    shutil.copytree(saved, tmp_path / "elsewhere")
+    shutil.rmtree(out)
+    assert app.main(evaluate(tmp_path / "elsewhere", "--eval-batches", "2")) == 0
+    assert last_json(capsys.readouterr().out) == pytest.approx(expected)
+
+
+def printed_metrics(printed: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in printed.items() if k not in ("steps", "seconds")}
+
+
+def test_a_run_directory_of_0_1_0_without_a_model_folder_evaluates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--task", "even-token", "--steps", "4", "--seq-len", "6", "--out", str(out), *SMALL]
+    assert app.main(argv) == 0
+    capsys.readouterr()
+    assert app.main(evaluate(out / "model", "--eval-batches", "2")) == 0
+    from_model = last_json(capsys.readouterr().out)
+    shutil.rmtree(out / "model")  # what 0.1.0 left: config.json, metrics and checkpoints/
+    assert app.main(evaluate(out, "--eval-batches", "2")) == 0
+    assert last_json(capsys.readouterr().out) == pytest.approx(from_model)
+
 
 def test_train_and_evaluate_a_language_model(
     tmp_path: Path, text_folder: Path, capsys: pytest.CaptureFixture[str]
@@ -152,6 +195,25 @@ def test_train_and_evaluate_a_language_model(
     status = app.main(["evaluate", "--checkpoint", str(out / "checkpoints"), "--device", "cpu"])
     assert status == 2
     assert "--data" in capsys.readouterr().err
+
+    # the saved folder holds the tokenizer and the text split; with the run and the training text moved away,
+    # a copy of it evaluates the moved text exactly as the run's own folder did
+    extra = pretrained_extra(out / "model")
+    assert extra["kind"] == "language-model"
+    assert extra["tokenizer"] == {"type": "bytes", "vocab_size": 256}
+    assert extra["text"] == {
+        "pattern": "*.txt",
+        "valid_fraction": 0.1,
+        "skip_prefixes": ["METADATA", "README"],
+    }
+    assert app.main(evaluate(out, "--data", str(text_folder), "--eval-batches", "2")) == 0
+    before = last_json(capsys.readouterr().out)
+    shutil.copytree(out / "model", tmp_path / "elsewhere")
+    shutil.move(text_folder, tmp_path / "moved-text")
+    shutil.rmtree(out)
+    argv = evaluate(tmp_path / "elsewhere", "--data", str(tmp_path / "moved-text"), "--eval-batches", "2")
+    assert app.main(argv) == 0
+    assert last_json(capsys.readouterr().out) == pytest.approx(before)
 
 
 def test_config_file_values_are_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,3 +269,104 @@ def test_unparseable_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture
 def test_evaluate_a_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert app.main(["evaluate", "--checkpoint", str(tmp_path / "nothing.json"), "--device", "cpu"]) == 2
     assert "nothing.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hidden", [("matplotlib",), ("matplotlib", "jsonschema")])
+def test_reproduce_without_its_extra_says_what_to_install(
+    hidden: tuple[str, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object, **kwargs: object) -> object:
+        return None if name.partition(".")[0] in hidden else real_find_spec(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    out = tmp_path / "report"
+    assert app.main(["reproduce", "--quick", "--out", str(out), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"urpe: error: 'urpe reproduce' needs {', '.join(hidden)} from the 'reproduce' extra: "
+        "pip install 'urpe[reproduce]'\n"
+    )
+    assert captured.out == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@contextmanager
+def root_logger_of_a_fresh_process() -> Iterator[None]:
+    """No handlers on the root logger (pytest's are set aside), so ``App.main`` installs its stderr handler."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    for handler in handlers:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        configure_logging()  # not quiet, as before
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+def test_train_logs_progress_when_stderr_is_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr captured (not a terminal): one log record per step at interval 0, naming the step; none with --quiet."""
+    monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
+    monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
+    argv = ["train", "--steps", "6", "--seq-len", "6", *SMALL]
+    with root_logger_of_a_fresh_process():
+        assert app.main([*argv, "--out", str(tmp_path / "loud")]) == 0
+        loud = capsys.readouterr().err
+        assert app.main([*argv, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+        quiet = capsys.readouterr()
+    steps = re.findall(r"train position-identification/urpe: (\d+)/6 \(\d+%\).*loss=", loud)
+    assert steps == [str(n) for n in range(1, 7)] + ["6"], loud  # every step, then the closing record
+    assert "(done)" in loud
+    assert "evaluate position-identification: 2/2 (100%)" in loud
+    assert "saved the trained model in" in loud
+    assert quiet.err == ""
+    assert last_json(quiet.out)["steps"] == 6
+
+
+def test_reproduce_runs_every_stage_and_logs_its_progress(
+    tmp_path: Path,
+    text_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The whole reproduction (full mode, language model included) on a plan of a few steps per run."""
+    from urpe import Schedule, reproduce
+    from urpe.experiment import ModelSize
+
+    schedule = Schedule(steps=3, batch_size=4, warmup=1, eval_batches=1)
+    tiny = reproduce.Plan(6, 4, ModelSize(8, 2, 1, 16), schedule, schedule, schedule, lm_seq_len=8)
+    monkeypatch.setattr(reproduce, "FULL", tiny)
+    monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
+    monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
+    out = tmp_path / "report"
+    argv = ["reproduce", "--full", "--data-dir", str(text_folder), "--out", str(out), "--device", "cpu"]
+    with root_logger_of_a_fresh_process():
+        assert app.main(argv) == 0
+    captured = capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["claims"]) == 8
+    assert "wrote" in captured.out
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 8
+    for name in runs:
+        assert sorted(p.name for p in (out / "runs" / name / "model").iterdir()) == [
+            "config.json",
+            "model.safetensors",
+        ]
+    stages = re.findall(r"reproduce: (\d+)/10 \(", captured.err)
+    assert stages[-1] == "10", captured.err
+    assert [int(s) for s in stages] == sorted(int(s) for s in stages)
+    for name in runs:
+        assert f"reproduce: training {name}" in captured.err
+    assert "train even-token/urpe: 3/3 (100%)" in captured.err

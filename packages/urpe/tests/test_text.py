@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,23 @@ def test_validation_batches_are_fixed_and_consecutive(text_folder: Path) -> None
     # never more windows than the text holds
     many = list(corpus.validation_batches(1000, 4, 8))
     assert sum(len(x) for x, _ in many) == (len(corpus.valid) - 1) // 8
+    assert corpus.validation_batch_count(1000, 4, 8) == len(many)
+    assert corpus.validation_batch_count(3, 2, 8) == 3
+
+
+def test_settings_rebuild_the_same_split_from_a_copy(text_folder: Path, tmp_path: Path) -> None:
+    (text_folder / "NOTES.txt").write_text("skipped as well\n" * 20, encoding="utf-8")
+    corpus = TextCorpus(text_folder, valid_fraction=0.25, skip_prefixes=("metadata", "readme", "notes"))
+    assert corpus.settings() == {
+        "pattern": "*.txt",
+        "valid_fraction": 0.25,
+        "skip_prefixes": ["METADATA", "README", "NOTES"],
+    }
+    assert len(corpus.files) == 2
+    copy = shutil.copytree(text_folder, tmp_path / "copy")
+    again = TextCorpus(copy, **corpus.settings())
+    assert torch.equal(again.train, corpus.train)
+    assert torch.equal(again.valid, corpus.valid)
 
 
 def test_missing_folder(tmp_path: Path) -> None:

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint
-from urpe import Schedule, SyntheticTask, TextCorpus, evaluate_synthetic, train_lm, train_synthetic
+from papers_common import InputError, RunDir, latest_checkpoint, load_checkpoint, pretrained_extra
+from urpe import (
+    Schedule,
+    SyntheticTask,
+    TextCorpus,
+    evaluate_synthetic,
+    load_trained,
+    train_lm,
+    train_synthetic,
+)
 from urpe.experiment import ModelSize, language_model, synthetic_model
 from urpe.train import masked_cross_entropy
 
@@ -153,6 +161,13 @@ def test_run_directory_contents(tmp_path: Path) -> None:
 
     model = TransformerModel.from_pretrained(run.checkpoints)
     assert model.config.position == "urpe"
+    # the finished run's model folder holds the same weights and the task
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+    trained = load_trained(tmp_path)
+    assert trained.source == tmp_path / "model"
+    assert trained.task == SyntheticTask("even-token", seq_len=8, vocab=6)
+    for (name, a), b in zip(model.state_dict().items(), trained.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_language_model_training(text_folder: Path, tmp_path: Path) -> None:
@@ -165,6 +180,11 @@ def test_language_model_training(text_folder: Path, tmp_path: Path) -> None:
     assert result.metrics["perplexity"] == pytest.approx(math.exp(result.metrics["loss"]))
     assert result.metrics["perplexity"] < 256  # better than uniform over bytes after a few steps
     assert (tmp_path / "lm" / "final_metrics.json").is_file()
+    trained = load_trained(tmp_path / "lm" / "model")
+    assert trained.task is None
+    assert trained.text == corpus.settings()
+    assert trained.corpus(text_folder).valid.equal(corpus.valid)
+    assert pretrained_extra(tmp_path / "lm" / "model")["metrics"] == pytest.approx(result.metrics)
 
 
 def test_language_modelling_needs_a_causal_model(text_folder: Path) -> None:

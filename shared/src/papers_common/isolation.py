@@ -25,20 +25,21 @@ def emit_result(result: Mapping[str, Any]) -> None:
 def run_isolated(script: str | os.PathLike[str], payload: Mapping[str, Any], label: str) -> dict[str, Any]:
     """Run ``python script --worker JSON(payload)`` in a fresh process and return its last ``RESULT`` line.
 
-    Progress goes to stderr (``measuring <label> ...`` and the time taken). A child that fails or prints no
-    result ends the benchmark with ``SystemExit`` naming ``label``, after echoing the end of its output.
+    Progress goes to stderr (``measuring <label> ...`` and the time taken), and so does the child's own stderr,
+    as it is written, so its progress records show while it runs. A child that fails or prints no result ends the
+    benchmark with ``SystemExit`` naming ``label``, after echoing the end of its standard output.
     """
     print(f"measuring {label} ...", file=sys.stderr, flush=True)
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, os.fspath(script), "--worker", json.dumps(dict(payload))],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if done.returncode or not lines:
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
+        sys.stderr.write(done.stdout[-4000:])
         raise SystemExit(f"{label}: the measuring process failed (exit code {done.returncode})")
     print(f"  done in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
     return json.loads(lines[-1][len(RESULT_PREFIX) :])

@@ -4,7 +4,8 @@ Every command turns its options into calls of the library: :mod:`graphormer2.dat
 :class:`~graphormer2.model.Graphormer` / :class:`~graphormer2.gin.GIN` / :class:`~graphormer2.model3d.Graphormer3D`,
 and :func:`graphormer2.train.fit`, which writes the run directory (``config.json``, ``metrics.jsonl``,
 ``checkpoints/``, ``best/``) and resumes it when the same command is run again. ``train`` and ``train3d`` run under
-``torchrun`` as well; then only rank 0 prints and writes.
+``torchrun`` as well; then only rank 0 prints and writes. ``best/`` is a saved model (``config.json`` +
+``model.safetensors``) whose ``extra`` holds what ``predict`` needs, so it works on that folder alone.
 
 Bad input (a missing column, an unreadable file, conflicting options) ends with a one-line error and exit status 2.
 """
@@ -12,6 +13,7 @@ Bad input (a missing column, an unreadable file, conflicting options) ends with 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -178,7 +180,10 @@ class Train3DArgs(TrainingArgs):
 
 @dataclass
 class PredictArgs:
-    checkpoint: Path = option(help="a run directory written by `graphormer2 train`")
+    checkpoint: Path = option(
+        help="a run directory written by `graphormer2 train`, or its best/ folder (config.json + "
+        "model.safetensors), also when copied on its own"
+    )
     smiles: list[str] = option([], help="SMILES to predict, several after one flag")
     csv: Path | None = option(None, help="a CSV file whose --smiles-col holds the SMILES to predict")
     smiles_col: str = option("smiles", help="the SMILES column of --csv")
@@ -231,6 +236,7 @@ def _load_dataset_file(path: Path) -> MoleculeDataset:
 
     if not path.is_file():
         raise InputError(f"--dataset {path}: no such file (write one with `graphormer2 preprocess`)")
+    logging.getLogger(__name__).info("reading the dataset %s", path)
     try:
         return MoleculeDataset.load(path)
     except InputError:
@@ -327,14 +333,14 @@ def _evaluate(
     batch_size: int,
 ) -> dict[str, float]:
     """``objective.evaluate`` of ``model`` (eval mode, no gradients) on ``items``, batches on the model's device."""
-    import torch
     from torch.utils.data import DataLoader
+
+    from graphormer2.train import evaluate
 
     device = next(model.parameters()).device
     loader = DataLoader(items, batch_size=batch_size, collate_fn=collate_fn)
-    model.eval()
-    with torch.no_grad():
-        return objective.evaluate(model, (batch.to(device) for batch in loader))
+    batches = (batch.to(device) for batch in loader)
+    return evaluate(model, objective, batches, desc="test", total=len(loader))
 
 
 def _finish(
@@ -389,6 +395,7 @@ def train(args: TrainArgs) -> None:
 
     from graphormer2.collate import MULTI_HOP_MAX_DIST, collate
     from graphormer2.datasets import split
+    from graphormer2.features import FEATURE_VERSION
     from graphormer2.gin import GIN, GINConfig
     from graphormer2.model import Graphormer, GraphormerConfig
     from graphormer2.train import ClassificationObjective, RegressionObjective, fit
@@ -458,7 +465,7 @@ def train(args: TrainArgs) -> None:
              "target_std": getattr(objective, "target_std", None)}  # fmt: skip
     run = RunDir(args.out)
     result = fit(model, parts[0], parts[1], collate, objective, _train_config(args), run=run, device=args.device,
-                 extra_config=extra)  # fmt: skip
+                 extra_config=extra, best_extra={**extra, "features": FEATURE_VERSION})  # fmt: skip
     if not _is_main_process():
         return
     model.load_state_dict(result.best_state)
@@ -526,7 +533,7 @@ def train3d(args: Train3DArgs) -> None:
     extra = {"data": record, "split": list(fractions), "node_loss": node_loss}
     run = RunDir(args.out)
     result = fit(model, train_items, valid_items, collate_atoms, objective, settings, run=run, device=args.device,
-                 extra_config=extra)  # fmt: skip
+                 extra_config=extra, best_extra=extra)  # fmt: skip
     if not _is_main_process():
         return
     model.load_state_dict(result.best_state)
@@ -539,24 +546,61 @@ def train3d(args: Train3DArgs) -> None:
     _finish(run, result, objective.metric, test, sizes)
 
 
-def _run_settings(root: Path) -> dict[str, Any]:
-    """The ``config.json`` of a ``graphormer2 train`` run directory that holds best weights."""
-    from papers_common import latest_checkpoint
+PREDICT_SETTINGS = ("objective", "target_names", "max_nodes", "multi_hop_max_dist")
+"""What ``predict`` reads from a saved model's ``extra`` (besides the regression's target_mean/target_std)."""
 
-    config_path = root / "config.json"
-    if not config_path.is_file():
-        raise InputError(f"--checkpoint {root}: not a run directory of `graphormer2 train` (no config.json)")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.get("model_class") not in ("Graphormer", "GIN"):
+
+def _saved_model(path: Path) -> tuple[Path, str, dict[str, Any]]:
+    """The weights to load, the model class and the prediction settings that ``--checkpoint path`` names.
+
+    ``path`` is a saved-model folder (``config.json`` with ``architectures`` + ``model.safetensors``, as ``best/``
+    of a run), a file in one, or a run directory of ``graphormer2 train``: its ``best/`` folder, or for a run of
+    graphormer2 0.1.0 (a training checkpoint in ``best/``) the settings of the run's own ``config.json``.
+    """
+    from papers_common import latest_checkpoint, pretrained_extra
+
+    if path.is_file() and path.name in ("config.json", "model.safetensors"):
+        path = path.parent
+    config = _read_json(path / "config.json", path)
+    if "architectures" not in config and "model_class" in config:  # a run directory
+        best = path / "best"
+        if (best / "config.json").is_file():
+            return _saved_model(best)
+        if latest_checkpoint(best) is None:
+            raise InputError(
+                f"--checkpoint {path}: no best weights (no {best}); the run has not validated yet"
+            )
+        kind, extra, weights = config["model_class"], config.get("extra") or {}, best
+    elif "architectures" in config:
+        kind, extra, weights = (config["architectures"] or ["?"])[0], pretrained_extra(path), path
+    else:
+        raise InputError(f"--checkpoint {path}: config.json is neither a run's nor a saved model's")
+    if kind not in ("Graphormer", "GIN"):
         raise InputError(
-            f"--checkpoint {root}: a run of model {config.get('model_class')!r}; predict handles 2D runs of "
-            "`graphormer2 train` (Graphormer or GIN)"
+            f"--checkpoint {path}: a {kind!r} model; predict handles the 2D models of `graphormer2 train` "
+            "(Graphormer or GIN)"
         )
-    if latest_checkpoint(root / "best") is None:
+    missing = [key for key in PREDICT_SETTINGS if key not in extra]
+    if missing:
         raise InputError(
-            f"--checkpoint {root}: no best weights (no {root / 'best'}); the run has not validated yet"
+            f"--checkpoint {path}: the saved model has no {', '.join(missing)} in its extra settings; save it with "
+            "`graphormer2 train` or save_pretrained(..., extra={...}) naming them"
         )
-    return config
+    return weights, kind, extra
+
+
+def _read_json(file: Path, given: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise InputError(
+            f"--checkpoint {given}: not a run directory of `graphormer2 train` nor a saved model (no config.json)"
+        )
+    try:
+        found = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{file}: not readable JSON ({err})") from None
+    if not isinstance(found, dict):
+        raise InputError(f"{file}: expected a JSON object")
+    return found
 
 
 def _tuple(values: list[float] | None) -> tuple[float, ...] | None:
@@ -571,6 +615,7 @@ def _predictions(
 
     from graphormer2.collate import collate
     from graphormer2.train import RegressionObjective
+    from papers_common import progress
 
     classification = extra["objective"] == "classification"
     scale = RegressionObjective(
@@ -578,7 +623,8 @@ def _predictions(
     )
 
     device = next(model.parameters()).device
-    for first in range(0, len(dataset), batch_size):
+    firsts = range(0, len(dataset), batch_size)
+    for first in progress(firsts, desc="predict", unit="batch", leave=False):
         indices = range(first, min(first + batch_size, len(dataset)))
         with torch.no_grad():
             output = model(collate([dataset[i] for i in indices]).to(device))
@@ -591,17 +637,20 @@ def _predictions(
 )
 def predict(args: PredictArgs) -> None:
     from graphormer2.datasets import from_csv, from_smiles
+    from graphormer2.features import FEATURE_VERSION
     from graphormer2.gin import GIN
     from graphormer2.model import Graphormer
 
     if not args.smiles and args.csv is None:
         raise InputError("give molecules to predict: --smiles S1 S2 ... and/or --csv FILE")
-    config = _run_settings(args.checkpoint)
-    extra = config["extra"]
-    model_class = {"Graphormer": Graphormer, "GIN": GIN}[config["model_class"]]
-    model = model_class.from_pretrained(
-        args.checkpoint / "best", map_location=pick_device(args.device)
-    ).eval()
+    weights, kind, extra = _saved_model(args.checkpoint)
+    if extra.get("features", FEATURE_VERSION) != FEATURE_VERSION:
+        raise InputError(
+            f"--checkpoint {args.checkpoint}: trained on features of version {extra['features']}; this "
+            f"graphormer2 computes version {FEATURE_VERSION}, which the model has not seen"
+        )
+    model_class = {"Graphormer": Graphormer, "GIN": GIN}[kind]
+    model = model_class.from_pretrained(weights, map_location=pick_device(args.device)).eval()
     settings = {"max_nodes": extra["max_nodes"], "multi_hop_max_dist": extra["multi_hop_max_dist"]}
 
     def load(strict: bool) -> list[MoleculeDataset]:
@@ -626,7 +675,10 @@ def predict(args: PredictArgs) -> None:
 
 
 @app.command(
-    "reproduce", ReproduceArgs, help="measure the paper's claims; write results.json/.md, tables and figures"
+    "reproduce",
+    ReproduceArgs,
+    help="measure the paper's claims; write results.json/.md, tables and figures",
+    extra="reproduce",
 )
 def reproduce(args: ReproduceArgs) -> None:
     from graphormer2.reproduce import run
@@ -641,3 +693,7 @@ def reproduce(args: ReproduceArgs) -> None:
 
 def main() -> None:
     raise SystemExit(app.main())
+
+
+if __name__ == "__main__":  # python -m graphormer2.cli, and torchrun -m graphormer2.cli
+    main()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import math
 import os
 from collections import Counter
@@ -48,6 +49,7 @@ from papers_common import InputError, atomic_open, atomic_path, progress
 
 MAX_NODES = 128
 CACHE_FORMAT = 1
+LOGGER = logging.getLogger(__name__)
 #: Target cells read as missing (NaN), compared case-insensitively after stripping blanks.
 MISSING_VALUES = frozenset({"", "na", "nan", "n/a", "none", "null"})
 #: The numeric properties present in every record of ``NCI/first_200.props.sdf`` (``P1`` is in 30 of 200 only).
@@ -280,12 +282,14 @@ def _cached_build(
 ) -> MoleculeDataset:
     """Read ``cache`` if it exists, else ``build()`` and store it; then apply ``strict`` and write ``rejects``."""
     if cache is not None and cache.is_file():
+        LOGGER.info("reading preprocessed molecules from the cache %s", cache)
         dataset = MoleculeDataset.load(cache)
         if strict and dataset.rejected:
             raise InputError(_reject_message(dataset.rejected[0]))
     else:
         dataset = build()
         if cache is not None:
+            LOGGER.info("caching %d preprocessed molecules in %s", len(dataset), cache)
             dataset.save(cache)
     if rejects is not None:
         _write_rejects(rejects, dataset.rejected)

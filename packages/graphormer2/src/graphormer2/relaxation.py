@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from graphormer2.atoms import ATOM_TYPES, AtomsItem, Standardisation
 from papers_common import InputError, atomic_path, progress
 
 CACHE_FORMAT = 1
+LOGGER = logging.getLogger(__name__)
 
 EnergyTarget = Literal["relaxed", "relaxation"]
 
@@ -182,23 +184,25 @@ def _generate(settings: dict[str, int]) -> tuple[list[Relaxation], Counter[str]]
     relaxations: list[Relaxation] = []
     skipped: Counter[str] = Counter()
     smiles = nci_smiles()
-    bar = progress(total=settings["n"], desc="ETKDG + MMFF")
-    for text in smiles:
-        if len(relaxations) == settings["n"]:
-            break
-        try:
-            relaxations.append(
-                relax_molecule(
-                    text,
-                    seed=settings["seed"],
-                    max_atoms=settings["max_atoms"],
-                    max_iters=settings["max_iters"],
+    with progress(total=settings["n"], desc="ETKDG + MMFF", unit="mol") as bar:
+        for text in smiles:
+            if len(relaxations) == settings["n"]:
+                break
+            try:
+                relaxations.append(
+                    relax_molecule(
+                        text,
+                        seed=settings["seed"],
+                        max_atoms=settings["max_atoms"],
+                        max_iters=settings["max_iters"],
+                    )
                 )
-            )
+            except RelaxationError as error:
+                skipped[error.reason] += 1
+                bar.set_postfix(skipped=sum(skipped.values()), refresh=False)
+                bar.update(0)  # a record on time even through a run of skipped molecules
+                continue
             bar.update()
-        except RelaxationError as error:
-            skipped[error.reason] += 1
-    bar.close()
     return relaxations, skipped
 
 
@@ -293,6 +297,7 @@ def relaxation_task(
     from_cache = cache_path is not None and cache_path.is_file()
     if from_cache:
         relaxations, skipped = _load(cache_path)
+        LOGGER.info("relaxation task: read %d molecules from %s", len(relaxations), cache_path)
     else:
         start = time.perf_counter()
         relaxations, skipped = _generate(settings)

@@ -11,13 +11,20 @@
    generalises better, and the claim records whether that holds here.
 4. Mini relaxation (spec §8.3): Graphormer-3D trained with the auxiliary Δpos loss (λ 15 → 1) reaches a lower
    energy MAE than the same model trained on the energy alone.
+
+Progress: one reporter over the stages (:data:`STAGES`), a log line as each begins, and inside them the progress of
+featurisation, conformer generation, training and evaluation. Every run's ``best/`` folder is a saved model that
+``graphormer2 predict`` (2D) or ``Graphormer3D.from_pretrained`` (3D) uses on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +35,33 @@ from torch.utils.data import DataLoader, Dataset
 from graphormer2 import __version__
 from graphormer2.atoms import collate_atoms
 from graphormer2.collate import GraphBatch, collate
-from graphormer2.datasets import from_smiles, split, tpsa_task
+from graphormer2.datasets import MAX_NODES, MoleculeDataset, from_smiles, split, tpsa_task
+from graphormer2.features import FEATURE_VERSION
 from graphormer2.gin import GIN, GINConfig
 from graphormer2.model import Graphormer, GraphormerConfig
 from graphormer2.model3d import Graphormer3D, Graphormer3DConfig
 from graphormer2.relaxation import relaxation_task
-from graphormer2.train import ModelLossObjective, RegressionObjective, TrainConfig, atoms_inputs, fit
-from papers_common import Baseline, Claim, Paper, Results, RunDir, claim, plot_bars, write_results
+from graphormer2.train import (
+    ModelLossObjective,
+    RegressionObjective,
+    TrainConfig,
+    atoms_inputs,
+    evaluate,
+    fit,
+)
+from papers_common import (
+    Baseline,
+    Claim,
+    Paper,
+    Results,
+    RunDir,
+    claim,
+    plot_bars,
+    progress,
+    write_results,
+)
+
+LOGGER = logging.getLogger(__name__)
 
 PAPER = Paper("Benchmarking Graphormer on Large-Scale Molecular Modeling Datasets", "2203.04810")
 
@@ -52,6 +79,20 @@ representation by ~1e-16 relative (in float32 that rounding reaches ~1e-7 after 
 test). The differences of a 1-WL-equivalent pair are small even for Graphormer — the graph token's state is
 layer-normalised and dominated by what the pair shares (the same atoms, bonds and degrees); only the structural
 bias differs — but they are about ten orders of magnitude above rounding."""
+
+
+STAGES = (
+    "TPSA molecules",
+    "Graphormer (Post-LN) on TPSA",
+    "Graphormer (Pre-LN) on TPSA",
+    "GIN-VN on TPSA",
+    "1-WL pairs",
+    "relaxation molecules",
+    "Graphormer-3D with the Δpos loss",
+    "Graphormer-3D on the energy alone",
+    "figures and results",
+)
+"""The stages of :func:`run`, in order."""
 
 
 @dataclass(frozen=True)
@@ -121,22 +162,30 @@ def pair_differences(model: torch.nn.Module, pairs: dict[str, tuple[str, str]]) 
             for i, name in enumerate(pairs)}  # fmt: skip
 
 
-@torch.no_grad()
 def mae_on(
     model: torch.nn.Module, objective: RegressionObjective, test: Dataset, batch_size: int = 256
 ) -> float:
     """L1 error (target units) of a 2D model on ``test`` (observed targets)."""
-    model.eval()
     device = next(model.parameters()).device
-    batches = DataLoader(test, batch_size=batch_size, collate_fn=collate)
-    return objective.evaluate(model, (batch.to(device) for batch in batches))["mae"]
+    loader = DataLoader(test, batch_size=batch_size, collate_fn=collate)
+    batches = (batch.to(device) for batch in loader)
+    return evaluate(model, objective, batches, desc="test", total=len(loader))["mae"]
+
+
+def prediction_settings(molecules: MoleculeDataset, objective: RegressionObjective) -> dict[str, Any]:
+    """What ``graphormer2 predict`` reads from a 2D run's ``best/`` folder (the keys ``graphormer2 train`` writes)."""
+    return {"data": {"task": "tpsa"}, "target_names": molecules.target_names, "objective": "regression",
+            "max_nodes": MAX_NODES, "multi_hop_max_dist": molecules.multi_hop_max_dist,
+            "target_mean": objective.target_mean, "target_std": objective.target_std,
+            "features": FEATURE_VERSION}  # fmt: skip
 
 
 def _fit_2d(model: torch.nn.Module, data: tuple[Dataset, Dataset, Dataset], objective: RegressionObjective,
-            plan: Plan, out: Path, name: str, device: torch.device | str) -> dict[str, float]:  # fmt: skip
+            plan: Plan, out: Path, name: str, device: torch.device | str,
+            settings: dict[str, Any]) -> dict[str, float]:  # fmt: skip
     train, valid, test = data
     result = fit(model, train, valid, collate, objective, plan.train2d, run=RunDir(out / "runs" / name),
-                 device=device)  # fmt: skip
+                 device=device, best_extra=settings)  # fmt: skip
     model.load_state_dict(result.best_state)
     return {"test_mae": mae_on(model, objective, test), "valid_mae": result.best_metric,
             "best_step": result.best_step, "seconds": result.seconds,
@@ -151,13 +200,14 @@ def _fit_3d(task: Any, plan: Plan, out: Path, name: str, node_loss: bool, seed: 
     objective = ModelLossObjective(
         inputs=atoms_inputs, metric="energy_mae", loss_options={"node_loss": node_loss}
     )
+    settings = {"data": {"task": "relaxation", "molecules": len(task.items), "energy_target": "relaxation"},
+                "node_loss": node_loss}  # fmt: skip
     result = fit(model, task.train, task.valid, collate_atoms, objective, plan.train3d,
-                 run=RunDir(out / "runs" / name), device=device)  # fmt: skip
+                 run=RunDir(out / "runs" / name), device=device, best_extra=settings)  # fmt: skip
     model.load_state_dict(result.best_state)
-    model.eval()
-    batches = DataLoader(task.test, batch_size=64, collate_fn=collate_atoms)
-    with torch.no_grad():
-        metrics = objective.evaluate(model, (batch.to(next(model.parameters()).device) for batch in batches))
+    loader = DataLoader(task.test, batch_size=64, collate_fn=collate_atoms)
+    batches = (batch.to(next(model.parameters()).device) for batch in loader)
+    metrics = evaluate(model, objective, batches, desc="test", total=len(loader))
     return {"test_energy_mae": metrics["energy_mae"], "test_deltapos_l1": metrics["deltapos"],
             "test_ewt": metrics["ewt"], "valid_energy_mae": result.best_metric, "seconds": result.seconds}  # fmt: skip
 
@@ -174,52 +224,81 @@ def run(out: Path, *, quick: bool = True, seed: int = 0, device: str | torch.dev
     train2d = dataclasses.replace(plan.train2d, seed=seed)
     plan = dataclasses.replace(plan, train2d=train2d, train3d=dataclasses.replace(plan.train3d, seed=seed))
     tables: dict[str, Any] = {}
+    stages = progress(total=len(STAGES), desc="reproduce", unit="stage")
+    stage = _stages(stages)
 
-    molecules = tpsa_task(cache_dir=cache, limit=plan.molecules)
-    data = split(molecules, (0.8, 0.1, 0.1), seed=seed)
-    train_targets = molecules.targets[torch.tensor(data[0].indices)]
-    test_targets = molecules.targets[torch.tensor(data[2].indices)]
-    mean_predictor = float((test_targets - train_targets.nanmean(0)).abs().nanmean())
-    objective = RegressionObjective.standardising(train_targets)
+    with stage():
+        molecules = tpsa_task(cache_dir=cache, limit=plan.molecules)
+        data = split(molecules, (0.8, 0.1, 0.1), seed=seed)
+        train_targets = molecules.targets[torch.tensor(data[0].indices)]
+        test_targets = molecules.targets[torch.tensor(data[2].indices)]
+        mean_predictor = float((test_targets - train_targets.nanmean(0)).abs().nanmean())
+        objective = RegressionObjective.standardising(train_targets)
+        settings = prediction_settings(molecules, objective)
     runs: dict[str, dict[str, float]] = {}
     models: dict[str, torch.nn.Module] = {}
     for name, norm_first in (("Graphormer (Post-LN)", False), ("Graphormer (Pre-LN)", True)):
+        with stage():
+            torch.manual_seed(seed)
+            models[name] = Graphormer(
+                GraphormerConfig.preset("slim", norm_first=norm_first, **plan.graphormer)
+            )
+            tag = "tpsa-" + ("pre-ln" if norm_first else "post-ln")
+            runs[name] = _fit_2d(models[name], data, objective, plan, out, tag, device, settings)
+    with stage():
         torch.manual_seed(seed)
-        models[name] = Graphormer(GraphormerConfig.preset("slim", norm_first=norm_first, **plan.graphormer))
-        tag = "tpsa-" + ("pre-ln" if norm_first else "post-ln")
-        runs[name] = _fit_2d(models[name], data, objective, plan, out, tag, device)
-    torch.manual_seed(seed)
-    models["GIN-VN"] = GIN(plan.gin)
-    runs["GIN-VN"] = _fit_2d(models["GIN-VN"], data, objective, plan, out, "tpsa-gin", device)
+        models["GIN-VN"] = GIN(plan.gin)
+        runs["GIN-VN"] = _fit_2d(models["GIN-VN"], data, objective, plan, out, "tpsa-gin", device, settings)
     tables["tpsa"] = {"molecules": len(molecules), "split": [len(part) for part in data],
                       "skipped": molecules.skipped, "mean_predictor_test_mae": mean_predictor, "runs": runs}  # fmt: skip
 
-    tables["expressiveness"] = {
-        "Graphormer (Post-LN)": pair_differences(models["Graphormer (Post-LN)"], WL_PAIRS),
-        "GIN-VN": pair_differences(models["GIN-VN"], WL_PAIRS),
-    }
+    with stage():
+        tables["expressiveness"] = {
+            "Graphormer (Post-LN)": pair_differences(models["Graphormer (Post-LN)"], WL_PAIRS),
+            "GIN-VN": pair_differences(models["GIN-VN"], WL_PAIRS),
+        }
 
-    task = relaxation_task(plan.relaxation_molecules, seed=seed, cache_dir=cache, energy_target="relaxation",
-                           split=(0.8, 0.1))  # fmt: skip
-    tables["relaxation"] = {
+    with stage():
+        task = relaxation_task(plan.relaxation_molecules, seed=seed, cache_dir=cache, energy_target="relaxation",
+                               split=(0.8, 0.1))  # fmt: skip
+    relaxation: dict[str, Any] = {
         "molecules": len(task.items), "split": [len(task.train), len(task.valid), len(task.test)],
         "skipped": task.skipped, "energy": "E(initial) - E(relaxed), MMFF94, kcal/mol",
-        "with Δpos loss": _fit_3d(task, plan, out, "relaxation-node-loss", True, seed, device),
-        "energy only": _fit_3d(task, plan, out, "relaxation-energy-only", False, seed, device),
     }  # fmt: skip
+    with stage():
+        relaxation["with Δpos loss"] = _fit_3d(task, plan, out, "relaxation-node-loss", True, seed, device)
+    with stage():
+        relaxation["energy only"] = _fit_3d(task, plan, out, "relaxation-energy-only", False, seed, device)
+    tables["relaxation"] = relaxation
 
-    record.write_json("tables.json", tables)
-    figures = [
-        plot_bars(out / "tpsa_mae.png", {**{k: v["test_mae"] for k, v in runs.items()}, "mean predictor": mean_predictor},
-                  ylabel="test MAE (Å²)", title="TPSA regression, NCI molecules").name,
-        plot_bars(out / "relaxation_mae.png",
-                  {k: tables["relaxation"][k]["test_energy_mae"] for k in ("with Δpos loss", "energy only")},
-                  ylabel="test energy MAE (kcal/mol)", title="Mini relaxation: Graphormer-3D").name,
-    ]  # fmt: skip
-    results = Results("graphormer2", __version__, PAPER, config["mode"], config, time.perf_counter() - started,
-                      _claims(tables), figures)  # fmt: skip
-    write_results(results, out)
+    with stage():
+        record.write_json("tables.json", tables)
+        figures = [
+            plot_bars(out / "tpsa_mae.png", {**{k: v["test_mae"] for k, v in runs.items()}, "mean predictor": mean_predictor},
+                      ylabel="test MAE (Å²)", title="TPSA regression, NCI molecules").name,
+            plot_bars(out / "relaxation_mae.png",
+                      {k: tables["relaxation"][k]["test_energy_mae"] for k in ("with Δpos loss", "energy only")},
+                      ylabel="test energy MAE (kcal/mol)", title="Mini relaxation: Graphormer-3D").name,
+        ]  # fmt: skip
+        results = Results("graphormer2", __version__, PAPER, config["mode"], config, time.perf_counter() - started,
+                          _claims(tables), figures)  # fmt: skip
+        write_results(results, out)
+    stages.close()
     return results
+
+
+def _stages(bar: Any) -> Any:
+    """A context manager per call: logs the start of the next of :data:`STAGES` and counts it on ``bar`` when done."""
+    names = enumerate(STAGES, start=1)
+
+    @contextlib.contextmanager
+    def stage() -> Iterator[None]:
+        number, name = next(names)
+        LOGGER.info("reproduce: %s (stage %d of %d)", name, number, len(STAGES))
+        yield
+        bar.update(1)
+
+    return stage
 
 
 def _claims(tables: dict[str, Any]) -> list[Claim]:

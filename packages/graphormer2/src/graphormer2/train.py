@@ -7,23 +7,31 @@ classification as well as the 3D model, whose criterion is its own ``loss`` meth
 
 :func:`fit` runs in one process, or under ``torchrun`` as distributed data parallel: every rank trains on its shard
 of each epoch (:class:`~torch.utils.data.DistributedSampler`), DistributedDataParallel averages the gradients,
-validation metrics are averaged across ranks, and only rank 0 writes logs, checkpoints and the progress bar.
+validation metrics are averaged across ranks, and only rank 0 writes logs, checkpoints and progress.
+
+The best weights go to the run's ``best/`` folder in the layout of :meth:`papers_common.Pretrained.save_pretrained`
+(``config.json`` + ``model.safetensors``), with what predicting needs (``best_extra``) in the config's ``extra``, so
+that folder alone is a usable model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import hashlib
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
@@ -31,19 +39,23 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from papers_common import (
     Checkpoint,
     InputError,
+    Pretrained,
     RunDir,
+    atomic_path,
     latest_checkpoint,
     load_checkpoint,
     pick_device,
     progress,
-    progress_enabled,
     resume_run,
     save_checkpoint,
     to_jsonable,
+    write_json,
 )
 
 BEST_DIR = "best"
-"""Sub-directory of the run that holds the best weights (a papers_common checkpoint: safetensors + JSON sidecar)."""
+"""Sub-directory of the run that holds the best weights: a ``save_pretrained`` folder (``config.json`` +
+``model.safetensors``; graphormer2 0.1.0 wrote a training checkpoint there, which resuming still reads)."""
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
 
 @dataclass
@@ -463,6 +475,43 @@ class ModelLossObjective:
         return {name: total / max(examples, 1) for name, total in sums.items()}
 
 
+def _counted(batches: Iterable[Any], bar: Any) -> Iterator[Any]:
+    """The batches of ``batches``, counting each one on the progress reporter ``bar`` once it has been used."""
+    for batch in batches:
+        yield batch
+        bar.update(1)
+
+
+def evaluate(
+    model: nn.Module,
+    objective: Objective,
+    batches: Iterable[Any],
+    *,
+    desc: str = "evaluate",
+    total: int | None = None,
+    disable: bool = False,
+) -> dict[str, float]:
+    """``objective.evaluate`` of ``model`` in eval mode, without gradients, over ``batches`` (already on the device).
+
+    Progress goes through :func:`papers_common.progress` (``total`` batches, labelled ``desc``): a bar on a terminal,
+    and in a log a record every 30 s and one at the end that carries ``objective.metric``. The model's training
+    mode is restored afterwards.
+    """
+    training = model.training
+    model.eval()
+    try:
+        with (
+            progress(total=total, desc=desc, unit="batch", leave=False, disable=disable) as bar,
+            torch.no_grad(),
+        ):
+            metrics = objective.evaluate(model, _counted(batches, bar))
+            if objective.metric in metrics:
+                bar.set_postfix({objective.metric: metrics[objective.metric]}, refresh=False)
+    finally:
+        model.train(training)
+    return metrics
+
+
 # ---------------------------------------------------------------------------------------------------- fitting
 
 
@@ -577,16 +626,54 @@ def _resume(
     return checkpoint
 
 
-def _best_weights(run: RunDir, best_step: int) -> dict[str, torch.Tensor]:
-    """The best weights stored in ``run`` if they are those of ``best_step``, else nothing.
+def _sha256(path: os.PathLike[str] | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    A crash between writing the best weights and the checkpoint of the same step leaves best weights newer than
-    the checkpoint; the replayed validation of that step writes them again.
+
+def _save_best(module: nn.Module, folder: os.PathLike[str] | str, extra: dict[str, Any]) -> str:
+    """Write ``module``'s weights to ``folder`` as ``config.json`` + ``model.safetensors``; returns the weights' SHA-256.
+
+    A :class:`papers_common.Pretrained` model is saved with ``save_pretrained(folder, extra=extra)``, which
+    ``from_pretrained`` reads back. Any other module (no dataclass config to rebuild it from) gets the same two
+    files, its config holding only ``architectures`` and ``extra``, for :func:`fit` to resume from. Files of the
+    0.1.0 layout (``step-*``) left by a resumed run are removed.
     """
-    if latest_checkpoint(run.root / BEST_DIR) is None:
+    folder = Path(folder)
+    if isinstance(module, Pretrained):
+        module.save_pretrained(folder, extra=extra)
+    else:
+        with atomic_path(folder / WEIGHTS_FILE) as tmp:
+            save_model(module, os.fspath(tmp), metadata={"format": "pt"})
+        write_json(folder / CONFIG_FILE, {"architectures": [type(module).__name__], "extra": extra})
+    for stale in folder.glob("step-*"):
+        stale.unlink()
+    return _sha256(folder / WEIGHTS_FILE)
+
+
+def _best_weights(run: RunDir, state: Mapping[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+    """The best weights stored in ``run`` (CPU copies) if they are those the checkpoint's ``state`` recorded, else {}.
+
+    The checkpoint written after each validation records the SHA-256 of the best weights file. A crash after new
+    best weights were written (in part or in full) and before that checkpoint leaves a file that does not match;
+    the replayed validation of that step then writes them again. A run of graphormer2 0.1.0 kept a training
+    checkpoint in ``best/``, matched by its step.
+    """
+    folder = run.root / BEST_DIR
+    weights = folder / WEIGHTS_FILE
+    if (folder / CONFIG_FILE).is_file() and weights.is_file():
+        if state.get("best_sha256") != _sha256(weights):
+            return {}
+        shadow = copy.deepcopy(module).cpu()
+        load_model(shadow, os.fspath(weights))
+        return {name: value.detach().clone() for name, value in shadow.state_dict().items()}
+    if latest_checkpoint(folder) is None:
         return {}
-    best = load_checkpoint(run.root / BEST_DIR, map_location="cpu")
-    return best.model if best.step == best_step else {}
+    best = load_checkpoint(folder, map_location="cpu")
+    return best.model if best.step == state["best_step"] else {}
 
 
 def fit(
@@ -600,6 +687,7 @@ def fit(
     run: RunDir | None = None,
     device: torch.device | str = "cpu",
     extra_config: Mapping[str, Any] | None = None,
+    best_extra: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_set``, validate on ``valid_set``, keep the best weights; resume from ``run``.
 
@@ -609,7 +697,8 @@ def fit(
     repeated items when the set does not split evenly across processes). With a ``run`` directory, rank 0 writes
     ``config.json`` (the resolved settings), ``metrics.jsonl`` (training loss every ``log_every`` steps,
     validation metrics prefixed ``valid_``), checkpoints under ``checkpoints/`` (weights, optimizer, step and
-    early-stopping state; the newest ``keep_checkpoints`` kept), the best weights under ``best/`` and the
+    early-stopping state; the newest ``keep_checkpoints`` kept), the best weights under ``best/`` (a
+    ``save_pretrained`` folder whose ``extra`` is ``best_extra`` plus ``step`` and ``valid_<metric>``) and the
     :class:`FitResult` in ``fit.json``. Calling ``fit`` again on the same ``run`` with the same settings continues
     from the newest complete checkpoint and gives the same weights as an uninterrupted run.
 
@@ -623,6 +712,9 @@ def fit(
         run: where to write logs and checkpoints, and to resume from; None: nothing is written.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``...; under torchrun each rank uses GPU ``LOCAL_RANK``.
         extra_config: more settings to record in ``config.json`` and to require equal on resume (e.g. the data).
+        best_extra: JSON values to store with the best weights (``best/config.json``'s ``extra``): what predicting
+            from that folder alone needs, such as target names and scaling or featurisation settings. Not compared
+            on resume.
 
     Raises:
         InputError: empty datasets, fewer validation items than processes, a resume with other settings, or a
@@ -672,7 +764,7 @@ def fit(
         if checkpoint is not None:
             step = checkpoint.step
             state.update(checkpoint.extra)
-            best_state = _best_weights(run, state["best_step"])
+            best_state = _best_weights(run, state, module)
 
         trained = (
             DistributedDataParallel(
@@ -692,14 +784,17 @@ def fit(
         def validate(at: int) -> None:
             nonlocal best_state
             module.eval()
-            with torch.no_grad():
-                metrics = objective.evaluate(module, _OnDevice(valid_loader, context.device))
+            batches = _OnDevice(valid_loader, context.device)
+            with progress(total=len(batches), desc=f"validate at step {at}", unit="batch", leave=False,
+                          disable=not context.is_main) as validating, torch.no_grad():  # fmt: skip
+                metrics = objective.evaluate(module, _counted(batches, validating))
+                if objective.metric not in metrics:
+                    raise InputError(
+                        f"{type(objective).__name__}.evaluate returned no {objective.metric!r} metric"
+                    )
+                metrics = _mean_over_ranks(metrics, len(shard), context)
+                validating.set_postfix({objective.metric: metrics[objective.metric]}, refresh=False)
             module.train()
-            if objective.metric not in metrics:
-                raise InputError(
-                    f"{type(objective).__name__}.evaluate returned no {objective.metric!r} metric"
-                )
-            metrics = _mean_over_ranks(metrics, len(shard), context)
             state["history"].append({"step": at, **metrics})
             if metrics[objective.metric] < state["best_metric"]:
                 state.update(best_metric=metrics[objective.metric], best_step=at, bad_evals=0)
@@ -707,8 +802,9 @@ def fit(
                     name: value.detach().cpu().clone() for name, value in module.state_dict().items()
                 }
                 if run is not None and context.is_main:
-                    save_checkpoint(run.root / BEST_DIR, at, best_state, config=recorded,
-                                    extra={objective.metric: state["best_metric"]}, rng=False, keep=1)  # fmt: skip
+                    saved = {**to_jsonable(dict(best_extra or {})), "step": at,
+                             f"valid_{objective.metric}": state["best_metric"]}  # fmt: skip
+                    state["best_sha256"] = _save_best(module, run.root / BEST_DIR, saved)
             else:
                 state["bad_evals"] += 1
             state["stopped_early"] = 0 < config.patience <= state["bad_evals"]
@@ -722,9 +818,7 @@ def fit(
                 f"(the model keeps the weights after step {at}{', checkpointed' if run is not None else ''})"
             )
 
-        bar = progress(
-            total=total, initial=step, desc="train", disable=not (context.is_main and progress_enabled())
-        )
+        bar = progress(total=total, initial=step, desc="train", unit="step", disable=not context.is_main)
         began = time.perf_counter() - state["seconds"]
         module.train()
         while step < total and not state["stopped_early"]:
@@ -752,8 +846,8 @@ def fit(
                 step += 1
                 state["loss_sum"] += mean_loss.item()
                 state["loss_count"] += 1
+                bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss.item():.4g}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{mean_loss.item():.4f}", refresh=False)
                 if step % config.log_every == 0 or step == total:
                     if run is not None and context.is_main:
                         mean = state["loss_sum"] / state["loss_count"]

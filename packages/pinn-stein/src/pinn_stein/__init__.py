@@ -14,12 +14,23 @@ from pinn_stein.exact import exact_derivatives
 from pinn_stein.fields import Derivatives
 from pinn_stein.loss import physics_loss, sample_batch
 from pinn_stein.network import MLP, MLPConfig
-from pinn_stein.pdes import HJBLQG, PDE, PROBLEMS, Heat, HJBLin, Points, Poisson, make_pde
+from pinn_stein.pdes import (
+    HJBLQG,
+    PDE,
+    PROBLEMS,
+    Heat,
+    HJBLin,
+    Points,
+    Poisson,
+    make_pde,
+    pde_from_description,
+)
 from pinn_stein.reference import TestSet, cached_test_set, cole_hopf, make_test_set
 from pinn_stein.smoothing import Smoothing, smoothed_value
 from pinn_stein.stein import stein_vanilla, stein_variance_reduced
 from pinn_stein.timing import iteration_seconds
 from pinn_stein.train import TrainConfig, TrainResult, evaluate, train
+from pinn_stein.trained import TrainedModel, load_trained, save_trained
 
 try:
     __version__ = version("pinn-stein")
@@ -44,6 +55,7 @@ __all__ = [
     "TestSet",
     "TrainConfig",
     "TrainResult",
+    "TrainedModel",
     "TrainingDiverged",
     "__version__",
     "cached_test_set",
@@ -52,11 +64,14 @@ __all__ = [
     "evaluate",
     "exact_derivatives",
     "iteration_seconds",
+    "load_trained",
     "make_pde",
     "make_test_set",
     "model_value",
+    "pde_from_description",
     "physics_loss",
     "sample_batch",
+    "save_trained",
     "smoothed_value",
     "stein_vanilla",
     "stein_variance_reduced",

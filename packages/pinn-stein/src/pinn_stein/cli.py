@@ -60,9 +60,16 @@ class TrainArgs(RunArgs):
 
 @dataclass
 class EvaluateArgs:
-    checkpoint: Path = option(help="a run directory written by `pinn-stein train`, or its checkpoint file")
-    test_set: Path | None = option(None, help="a reference file (default: the run's own test set)")
-    eval_samples: int = option(2048, help="N for the smoothed model")
+    checkpoint: Path = option(
+        help="a run directory written by `pinn-stein train`, its model/ folder (anywhere), or a checkpoint file"
+    )
+    test_set: Path | None = option(
+        None,
+        help="a reference file (default: the run's own test set, drawn again when the run is not beside it)",
+    )
+    eval_samples: int | None = option(
+        None, help="N for the smoothed model (default: the run's --eval-samples)"
+    )
     seed: int = option(0, help="seed of the smoothing noise")
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 
@@ -161,6 +168,7 @@ def train(args: TrainArgs) -> None:
                 "iterations": result.iterations,
                 "seconds_per_iteration": result.seconds_per_iteration,
                 **result.metrics,
+                "model": str(result.model),
             }
         )
     )
@@ -170,26 +178,31 @@ def train(args: TrainArgs) -> None:
 def evaluate(args: EvaluateArgs) -> None:
     import torch
 
-    from papers_common import load_checkpoint
-    from pinn_stein.network import MLP
     from pinn_stein.reference import TestSet
-    from pinn_stein.smoothing import Smoothing
     from pinn_stein.train import evaluate as measure
+    from pinn_stein.trained import load_trained, model_location
 
     device = pick_device(args.device)
-    root = args.checkpoint
-    path = root / "checkpoints" if (root / "checkpoints").is_dir() else root
-    config = load_checkpoint(path).config
-    if "train" not in config:
-        raise InputError(f"{path}: not a checkpoint written by `pinn-stein train`")
-    test_file = args.test_set or (root / "test_set.safetensors")
-    if not test_file.is_file():
-        raise InputError(f"{test_file}: no test set; give --test-set FILE")
-    g = MLP.from_pretrained(path, map_location=device)
-    smoothing = Smoothing(config["train"]["sigma_x"], config["train"]["sigma_t"], args.eval_samples)
+    trained = load_trained(args.checkpoint, map_location=device, eval_samples=args.eval_samples)
+    _, run_root = model_location(args.checkpoint)
+    beside = None if run_root is None else run_root / "test_set.safetensors"
+    if args.test_set is not None:
+        if not args.test_set.is_file():
+            raise InputError(f"--test-set {args.test_set}: no such file")
+        test = TestSet.load(args.test_set)
+    elif beside is not None and beside.is_file():
+        test = TestSet.load(beside)
+    elif trained.test_recipe is not None:
+        test = trained.regenerate_test_set()
+    else:
+        raise InputError(f"{args.checkpoint}: no test set beside this model; give --test-set FILE")
+    if test.x.shape[1] != trained.pde.dim:
+        raise InputError(
+            f"the test set's points have dimension {test.x.shape[1]}, the model's {trained.pde.dim}"
+        )
     generator = torch.Generator(device=device).manual_seed(args.seed)
     metrics = measure(
-        g, TestSet.load(test_file), method=config["train"]["method"], smoothing=smoothing, generator=generator
+        trained.g, test, method=trained.method, smoothing=trained.smoothing, generator=generator
     )
     print(json.dumps(metrics))
 
@@ -206,7 +219,10 @@ def reference(args: ReferenceArgs) -> None:
 
 
 @app.command(
-    "reproduce", ReproduceArgs, help="measure the paper's claims; write results.json/.md, tables and figures"
+    "reproduce",
+    ReproduceArgs,
+    help="measure the paper's claims; write results.json/.md, tables and figures",
+    extra="reproduce",
 )
 def reproduce(args: ReproduceArgs) -> None:
     from pinn_stein.reproduce import run

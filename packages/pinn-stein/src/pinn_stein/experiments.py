@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from papers_common import progress
 from pinn_stein.derivatives import Method
 from pinn_stein.network import MLP, MLPConfig
 from pinn_stein.pdes import Heat
@@ -63,7 +64,9 @@ def estimator_errors(
     uniform in the unit ball; the reference Δf is :func:`smoothed_laplacian` in float64.
     """
     results = []
+    bar = progress(total=len(dims) * len(dtypes) * len(samples), desc="estimator accuracy", unit="setting")
     for dim in dims:
+        bar.set_postfix(d=dim, stage="reference", refresh=False)
         generator = torch.Generator().manual_seed(seed + dim)
         torch.manual_seed(seed + dim)
         g64 = MLP(MLPConfig(dim, width, 3)).double()
@@ -76,6 +79,7 @@ def estimator_errors(
             g.load_state_dict(g64.state_dict())
             x = x64.to(dtype)
             for count in samples:
+                bar.set_postfix(d=dim, dtype=str(dtype).removeprefix("torch."), N=count, refresh=False)
                 smoothing = Smoothing(sigma, sigma, count)
                 vanilla = stein_vanilla(g, x, None, smoothing, generator).laplacian.double()
                 reduced = stein_variance_reduced(g, x, None, smoothing, generator).laplacian.double()
@@ -89,6 +93,8 @@ def estimator_errors(
                         float((reduced - reference).norm() / norm),
                     )
                 )
+                bar.update(1)
+    bar.close()
     return results
 
 
@@ -118,19 +124,32 @@ def cost_sweep(
     """
     results = []
     exhausted: set[str] = set()
-    for dim in dims:
-        for method in methods:
-            if (limits and dim > limits.get(method, dim)) or method in exhausted:
+    planned = [
+        (dim, method) for dim in dims for method in methods if not (limits and dim > limits.get(method, dim))
+    ]
+    kind = str(torch.device(device).type)
+    with progress(total=len(planned), desc=f"cost sweep ({kind})", unit="timing") as bar:
+        for dim, method in planned:
+            bar.set_postfix(d=dim, method=method, refresh=False)
+            if method in exhausted:
+                bar.update(1)
                 continue
             try:
                 seconds: float | None = iteration_seconds(
-                    Heat(dim), method, width=width, samples=samples, iterations=iterations, device=device
+                    Heat(dim),
+                    method,
+                    width=width,
+                    samples=samples,
+                    iterations=iterations,
+                    device=device,
+                    desc=f"timing heat-{dim} {method}",
                 )
             except torch.cuda.OutOfMemoryError:
                 seconds = None
                 exhausted.add(method)
                 torch.cuda.empty_cache()
-            results.append(Cost(str(torch.device(device).type), method, dim, seconds))
+            results.append(Cost(kind, method, dim, seconds))
+            bar.update(1)
     return results
 
 

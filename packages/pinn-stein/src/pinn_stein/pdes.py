@@ -251,3 +251,19 @@ def make_pde(name: str, dim: int, **options: float) -> PDE:
     if name not in PROBLEMS:
         raise InputError(f"unknown PDE {name!r}; choose one of {', '.join(PROBLEMS)}")
     return PROBLEMS[name](dim, **options)
+
+
+_OPTION_NAMES = {"mu": "mu", "T": "horizon", "c": "exponent"}  # PDE.describe() keys -> constructor arguments
+
+
+def pde_from_description(description: dict[str, Any]) -> PDE:
+    """Inverse of :meth:`PDE.describe`: rebuild the problem recorded in a run config or a saved model."""
+    options = {k: v for k, v in description.items() if k not in ("pde", "dim")}
+    unknown = sorted(set(options) - set(_OPTION_NAMES))
+    if "pde" not in description or "dim" not in description or unknown:
+        raise InputError(
+            f"not a PDE description (pde, dim and options {sorted(_OPTION_NAMES)}): {description}"
+        )
+    return make_pde(
+        description["pde"], description["dim"], **{_OPTION_NAMES[k]: float(v) for k, v in options.items()}
+    )

@@ -21,8 +21,7 @@ from typing import Any
 
 import torch
 
-from papers_common import InputError, load_state_dict
-from papers_common.atomic import write_bytes
+from papers_common import InputError, load_state_dict, progress, write_bytes
 from pinn_stein.pdes import HJBLQG, PDE, Points
 
 
@@ -36,6 +35,7 @@ def cole_hopf(
     samples: int,
     generator: torch.Generator | None = None,
     budget: int = 2**23,
+    desc: str | None = "cole-hopf reference",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Monte Carlo Cole–Hopf solution and its gradient, in float64.
 
@@ -46,6 +46,7 @@ def cole_hopf(
         samples: S, Brownian draws per point (independent across points).
         generator: source of the draws (a CPU generator).
         budget: largest number of float64 elements (points × draws × d) held at once.
+        desc: the label of the progress bar / log records (points done), None for no progress.
 
     Returns:
         ``(B,)`` u and ``(B, d)`` ∇_x u, float64 on x's device.
@@ -59,6 +60,7 @@ def cole_hopf(
     sample_chunk = max(1, min(samples, budget // dim))
     point_chunk = max(1, budget // (sample_chunk * dim))
     values, grads = [], []
+    bar = progress(total=batch, desc=desc, unit="point", disable=desc is None)
     for start in range(0, batch, point_chunk):
         xs = x[start : start + point_chunk]
         ss = scale[start : start + point_chunk, None, None]
@@ -77,6 +79,8 @@ def cole_hopf(
         total = torch.logsumexp(lse, dim=0)
         values.append(-(total - math.log(samples)) / mu)
         grads.append(-(weights * torch.stack(partial_grad)).sum(0) / mu)
+        bar.update(xs.shape[0])
+    bar.close()
     return torch.cat(values), torch.cat(grads)
 
 

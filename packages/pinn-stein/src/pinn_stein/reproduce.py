@@ -12,15 +12,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from papers_common import Baseline, Claim, Paper, Results, RunDir, claim, plot_lines, write_results
-from papers_common.report import fmt
+from papers_common import Baseline, Claim, Paper, Results, RunDir, claim, plot_lines, progress, write_results
 from pinn_stein import __version__
 from pinn_stein.derivatives import Method
 from pinn_stein.experiments import Cost, EstimatorError, cost_sweep, crossover, estimator_errors
@@ -29,6 +30,7 @@ from pinn_stein.pdes import Heat
 from pinn_stein.reference import make_test_set
 from pinn_stein.train import TrainConfig, train
 
+LOG = logging.getLogger(__name__)
 PAPER = Paper("Learning Physics-Informed Neural Networks without Stacked Back-propagation", "2202.09340")
 COST_METHODS: tuple[Method, ...] = ("pinn", "pinn-forward", "pinn-hvp", "stein-vr", "smoothed-autograd")
 
@@ -100,33 +102,38 @@ def run(out: Path, *, quick: bool = True, seed: int = 0, device: str | torch.dev
     config = {"mode": mode, "seed": seed, "device": str(device), "plan": asdict(plan)}
     record.write_config(config)
 
-    errors = estimator_errors(
-        plan.estimator_dims,
-        plan.estimator_samples,
-        dtypes=tuple(getattr(torch, name) for name in plan.estimator_dtypes),
-        reference_pairs=plan.estimator_reference_pairs,
-        seed=seed,
-    )
-    heat = _heat(plan, out, seed, device)
-    costs = cost_sweep(
-        plan.cost_dims,
-        COST_METHODS,
-        width=plan.cost_width,
-        samples=plan.cost_samples,
-        iterations=plan.cost_iterations,
-        device=device,
-        limits=dict(plan.cost_limits),
-    )
-    if torch.cuda.is_available() and torch.device(device).type != "cuda":
-        costs += cost_sweep(
+    def sweep(on: str | torch.device) -> list[Cost]:
+        return cost_sweep(
             plan.cost_dims,
             COST_METHODS,
             width=plan.cost_width,
             samples=plan.cost_samples,
             iterations=plan.cost_iterations,
-            device="cuda",
+            device=on,
             limits=dict(plan.cost_limits),
         )
+
+    on_gpu_too = torch.cuda.is_available() and torch.device(device).type != "cuda"
+    with progress(total=3 + on_gpu_too, desc="reproduce", unit="stage") as stages:
+        _begin(stages, "estimator accuracy (claim 1)")
+        errors = estimator_errors(
+            plan.estimator_dims,
+            plan.estimator_samples,
+            dtypes=tuple(getattr(torch, name) for name in plan.estimator_dtypes),
+            reference_pairs=plan.estimator_reference_pairs,
+            seed=seed,
+        )
+        stages.update(1)
+        _begin(stages, f"heat d={plan.heat_dim} training (claim 2)")
+        heat = _heat(plan, out, seed, device)
+        stages.update(1)
+        _begin(stages, f"cost versus dimension on {torch.device(device).type} (claim 3)")
+        costs = sweep(device)
+        stages.update(1)
+        if on_gpu_too:
+            _begin(stages, "cost versus dimension on cuda (claim 3)")
+            costs += sweep("cuda")
+            stages.update(1)
 
     _write_tables(record, errors, heat, costs)
     figures = _figures(out, errors, heat, costs)
@@ -138,12 +145,19 @@ def run(out: Path, *, quick: bool = True, seed: int = 0, device: str | torch.dev
     return results
 
 
+def _begin(stages: Any, name: str) -> None:
+    """Announce a stage of the reproduction (a log record now, the stage's name on the progress bar)."""
+    LOG.info("reproduce: %s", name)
+    stages.set_postfix(stage=name, refresh=False)
+
+
 def _heat(plan: Plan, out: Path, seed: int, device: str | torch.device) -> dict[str, dict]:
     """Train the stacked-BP PINN and Stein-VR on Heat-d with the same network, batches and iterations."""
     pde = Heat(plan.heat_dim)
     test = make_test_set(pde, plan.heat_test_points, seed=seed + 1)
     found = {}
     for method in ("pinn", "stein-vr"):
+        LOG.info("heat d=%d: training with %s", plan.heat_dim, method)
         torch.manual_seed(seed)
         g = MLP(MLPConfig(pde.input_dim, plan.heat_width, 3))
         config = TrainConfig(
@@ -176,13 +190,13 @@ def _write_tables(
         "",
         "| dtype | d | N | vanilla | variance-reduced | ratio |",
         "|---|---|---|---|---|---|",
-        *(f"| {e.dtype} | {e.dim} | {e.samples} | {fmt(e.vanilla)} | {fmt(e.variance_reduced)} | {e.ratio:.0f} |" for e in errors),
+        *(f"| {e.dtype} | {e.dim} | {e.samples} | {_number(e.vanilla)} | {_number(e.variance_reduced)} | {e.ratio:.0f} |" for e in errors),
         "",
         "## Heat: relative errors after equal iterations",
         "",
         "| method | rel. L1 | rel. L2 | s / iteration |",
         "|---|---|---|---|",
-        *(f"| {m} | {fmt(h['metrics']['rel_l1'])} | {fmt(h['metrics']['rel_l2'])} | {h['seconds_per_iteration']:.3f} |" for m, h in heat.items()),
+        *(f"| {m} | {_number(h['metrics']['rel_l1'])} | {_number(h['metrics']['rel_l2'])} | {h['seconds_per_iteration']:.3f} |" for m, h in heat.items()),
         "",
         "## Seconds per training iteration (Heat-d)",
         "",
@@ -202,6 +216,11 @@ def _write_tables(
             lines.append(f"| {dim} | " + " | ".join(cells) + f" | {_speedup(times, dim):.2f} |")
         lines.append("")
     record.write_text("tables.md", "\n".join(lines))
+
+
+def _number(value: float | None) -> str:
+    """A number for a Markdown table: 4 significant digits, ``—`` for none."""
+    return "—" if value is None else f"{value:.4g}"
 
 
 def _cell(times: dict[tuple[str, int], float | None], method: str, dim: int) -> str:

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from papers_common import progress
 from pinn_stein.derivatives import Method
 from pinn_stein.loss import physics_loss, sample_batch
 from pinn_stein.network import MLP, MLPConfig
@@ -31,10 +32,12 @@ def iteration_seconds(
     warmup: int = 1,
     device: torch.device | str = "cpu",
     seed: int = 0,
+    desc: str | None = None,
 ) -> float:
     """Median seconds of ``iterations`` timed training iterations after ``warmup`` untimed ones.
 
     The network is a fresh :class:`MLP` of the given ``width`` and ``depth``; batch sizes default to the problem's.
+    With ``desc``, the iterations are reported by :func:`papers_common.progress` under that label.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -45,7 +48,7 @@ def iteration_seconds(
     smoothing = Smoothing(samples=samples)
     like = torch.empty(0, device=device)
     times = []
-    for step in range(warmup + iterations):
+    for step in progress(range(warmup + iterations), desc=desc, leave=False, disable=desc is None):
         _synchronize(device)
         tick = time.perf_counter()
         points = sample_batch(pde, sizes, generator, like)

@@ -1,5 +1,6 @@
 """Training: Adam with linear learning-rate decay to zero (the paper's schedule), fresh collocation points each
-iteration, relative L1/L2 errors on a fixed test set, metrics JSONL, atomic checkpoints and exact resume.
+iteration, relative L1/L2 errors on a fixed test set, metrics JSONL, atomic checkpoints and exact resume. A run
+directory ends with the trained network saved as ``model/`` (see :mod:`pinn_stein.trained`).
 
 A non-finite loss stops training with :class:`~pinn_stein.errors.TrainingDiverged`; the parameters at that
 moment are the last good ones (no update has used the bad loss) and are checkpointed first.
@@ -7,9 +8,11 @@ moment are the last good ones (no update has used the bad loss) and are checkpoi
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +32,9 @@ from pinn_stein.network import MLP
 from pinn_stein.pdes import PDE
 from pinn_stein.reference import TestSet
 from pinn_stein.smoothing import Smoothing
+from pinn_stein.trained import MODEL_DIR, save_trained
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,13 +105,14 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """Final metrics and timing of a run."""
+    """Final metrics and timing of a run; ``model`` is the saved model folder (a run directory and an MLP only)."""
 
     iterations: int
     seconds: float
     seconds_per_iteration: float
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+    model: Path | None = None
 
 
 def _first_parameter(g: torch.nn.Module) -> torch.Tensor:
@@ -128,14 +135,16 @@ def evaluate(
     """Relative L1 and L2 errors ``‖u − u*‖_p / ‖u*‖_p`` of the method's model on ``test``.
 
     Smoothed methods are evaluated as the Monte Carlo smoothed model f (``rel_l1``, ``rel_l2``) and as the raw
-    network g (``raw_rel_l1``, ``raw_rel_l2``); f and g differ by O(σ²).
+    network g (``raw_rel_l1``, ``raw_rel_l2``); f and g differ by O(σ²). ``rows`` network inputs (points times
+    noisy copies) are evaluated at a time.
     """
     parameter = _first_parameter(g)
     test = test.to(parameter.device, parameter.dtype)
     chunk = max(1, rows // (smoothing.samples + 1))
     smoothed = method in SMOOTHED_METHODS
     predictions, raw = [], []
-    for start in range(0, len(test), chunk):
+    starts = range(0, len(test), chunk)
+    for start in progress(starts, desc="evaluate", unit="chunk", leave=False, disable=len(starts) < 2):
         x = test.x[start : start + chunk]
         t = None if test.t is None else test.t[start : start + chunk]
         raw.append(scalar_output(g(network_input(x, t)), x.shape[0]))
@@ -163,6 +172,9 @@ def train(
 ) -> TrainResult:
     """Minimise the physics-informed loss of ``pde`` for ``g`` with ``config.method`` derivatives.
 
+    Progress (iterations, latest loss) goes to :func:`papers_common.progress`: a bar on a terminal, a log record
+    every 30 s otherwise.
+
     Args:
         pde: the problem.
         g: the network ``(n, pde.input_dim) -> (n, 1)``.
@@ -170,7 +182,8 @@ def train(
         test: evaluation set (None: no evaluation).
         seed: of the collocation points and the smoothing noise.
         device: where to train.
-        run: output directory (config.json, metrics.jsonl, checkpoints/); a run found there is resumed.
+        run: output directory (config.json, metrics.jsonl, checkpoints/, and model/ at the end when ``g`` is an
+            :class:`MLP`); a run found there is resumed.
         extra_config: more JSON-able settings to record in config.json.
     """
     device = torch.device(device)
@@ -232,10 +245,13 @@ def train(
     began = time.perf_counter()
     bar = progress(
         range(start, config.iterations),
-        desc=f"{pde.name}-{pde.dim}/{config.method}",
+        desc=f"train {pde.name}-{pde.dim} {config.method}",
         total=config.iterations,
         initial=start,
+        unit="step",
     )
+    if run is not None and start:
+        LOG.info("resuming %s from step %d of %d", run.root, start, config.iterations)
     for step in bar:
         tick = time.perf_counter()
         batch = sample_batch(pde, batch_sizes, generator, like)
@@ -243,6 +259,7 @@ def train(
             pde, g, batch, weights, method=config.method, smoothing=smoothing, generator=generator
         )
         if not torch.isfinite(loss):
+            bar.close()
             save(step)
             where = f"; the last good parameters are saved in {run.checkpoints}" if run is not None else ""
             detail = ", ".join(f"{k}={v.detach().item():.3g}" for k, v in parts.items())
@@ -258,15 +275,15 @@ def train(
             torch.cuda.synchronize(device)
         training_seconds += time.perf_counter() - tick
         done = step + 1
-        if done % config.log_every == 0 or done == config.iterations:
-            bar.set_postfix(loss=f"{loss.detach().item():.3g}")
-            if run is not None:
-                run.log(
-                    done,
-                    loss=loss.detach().item(),
-                    lr=scheduler.get_last_lr()[0],
-                    **{k: v.detach().item() for k, v in parts.items()},
-                )
+        loss_value = loss.detach().item()
+        bar.set_postfix(loss=f"{loss_value:.3g}", refresh=False)
+        if run is not None and (done % config.log_every == 0 or done == config.iterations):
+            run.log(
+                done,
+                loss=loss_value,
+                lr=scheduler.get_last_lr()[0],
+                **{k: v.detach().item() for k, v in parts.items()},
+            )
         if (
             test is not None
             and config.eval_every
@@ -276,17 +293,25 @@ def train(
             measure(done)
         if done == config.iterations or (config.checkpoint_every and done % config.checkpoint_every == 0):
             save(done)
+    bar.close()
     metrics: dict[str, float] = {}
     if history and history[-1]["iteration"] == config.iterations:  # a finished run, started again
         metrics = {k: v for k, v in history[-1].items() if k != "iteration"}
     elif test is not None:
+        LOG.info("testing on %d points", len(test))
         metrics = measure(config.iterations)
         if run is not None:
             run.write_json("final_metrics.json", metrics)
+    model = None
+    if run is not None and isinstance(g, MLP):
+        model = save_trained(
+            g, run.path(MODEL_DIR), pde=pde, method=config.method, smoothing=eval_smoothing, test=test
+        )
     return TrainResult(
         config.iterations,
         time.perf_counter() - began,
         training_seconds / max(1, config.iterations),
         metrics,
         history,
+        model,
     )

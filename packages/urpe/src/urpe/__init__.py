@@ -14,7 +14,15 @@ from urpe.modules import RPEAttention, URPEAttention
 from urpe.relative_position import RelativePositionTable, relative_offsets, t5_bucket
 from urpe.tasks import SyntheticTask
 from urpe.text import TextCorpus
-from urpe.train import Schedule, evaluate_lm, evaluate_synthetic, train_lm, train_synthetic
+from urpe.train import (
+    Schedule,
+    TrainedModel,
+    evaluate_lm,
+    evaluate_synthetic,
+    load_trained,
+    train_lm,
+    train_synthetic,
+)
 
 __version__ = version("urpe")
 
@@ -26,6 +34,7 @@ __all__ = [
     "ShapeError",
     "SyntheticTask",
     "TextCorpus",
+    "TrainedModel",
     "TransformerConfig",
     "TransformerModel",
     "URPEAttention",
@@ -33,6 +42,7 @@ __all__ = [
     "combine_masks",
     "evaluate_lm",
     "evaluate_synthetic",
+    "load_trained",
     "relative_offsets",
     "t5_bucket",
     "train_lm",

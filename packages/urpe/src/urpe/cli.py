@@ -48,7 +48,8 @@ class TrainArgs(RunArgs):
 @dataclass
 class EvaluateArgs:
     checkpoint: Path = option(
-        help="a checkpoint file, a checkpoint directory, or a run directory written by `urpe train`"
+        help="a saved model folder (a run's model/ or a copy of it), a run directory written by `urpe train`, "
+        "or a training checkpoint file or directory"
     )
     data: Path | None = option(None, help="folder of .txt files (language models)")
     eval_batches: int = option(20, help="evaluation batches")
@@ -129,36 +130,41 @@ def train(args: TrainArgs) -> None:
     print(json.dumps({"steps": result.steps, "seconds": round(result.seconds, 1), **result.metrics}))
 
 
-@app.command(
-    "evaluate", EvaluateArgs, help="evaluate a trained checkpoint on fresh batches or validation text"
-)
+@app.command("evaluate", EvaluateArgs, help="evaluate a trained model on fresh batches or validation text")
 def evaluate(args: EvaluateArgs) -> None:
-    from papers_common import load_checkpoint
-    from urpe.model import TransformerModel
-    from urpe.tasks import SyntheticTask
-    from urpe.text import TextCorpus
-    from urpe.train import evaluate_lm, evaluate_synthetic
+    from urpe.train import evaluate_lm, evaluate_synthetic, load_trained
 
     device = pick_device(args.device)
-    path = args.checkpoint / "checkpoints" if (args.checkpoint / "checkpoints").is_dir() else args.checkpoint
-    config = load_checkpoint(path).config
-    model = TransformerModel.from_pretrained(path, map_location=device)
-    if "task" in config:
-        task = SyntheticTask(**config["task"])
+    trained = load_trained(args.checkpoint, map_location=device)
+    if trained.task is not None:
         metrics = evaluate_synthetic(
-            model, task, batches=args.eval_batches, batch_size=args.batch_size, seed=args.seed, device=device
+            trained.model,
+            trained.task,
+            batches=args.eval_batches,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=device,
         )
     else:
         if args.data is None:
-            raise InputError("this checkpoint is a language model: give --data FOLDER")
+            raise InputError(
+                f"{trained.source} is a language model: give --data FOLDER (text to evaluate on)"
+            )
         metrics = evaluate_lm(
-            model, TextCorpus(args.data), batches=args.eval_batches, batch_size=args.batch_size, device=device
+            trained.model,
+            trained.corpus(args.data),
+            batches=args.eval_batches,
+            batch_size=args.batch_size,
+            device=device,
         )
     print(json.dumps(metrics))
 
 
 @app.command(
-    "reproduce", ReproduceArgs, help="reproduce the paper's key claims and write results.json/.md and figures"
+    "reproduce",
+    ReproduceArgs,
+    help="reproduce the paper's key claims and write results.json/.md and figures",
+    extra="reproduce",
 )
 def reproduce(args: ReproduceArgs) -> None:
     from urpe.reproduce import run

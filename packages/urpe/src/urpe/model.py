@@ -104,8 +104,10 @@ class TransformerModel(nn.Module, Pretrained):
     """Token embeddings -> ``num_layers`` Transformer layers -> per-position logits.
 
     ``position="none"`` and ``"absolute"`` use ``torch.nn.MultiheadAttention``; ``"rpe"`` and ``"urpe"`` use
-    :class:`RPEAttention` and :class:`URPEAttention` with the same call signature. ``save_pretrained`` /
-    ``from_pretrained`` (from :class:`papers_common.Pretrained`) store the config under ``"model"``.
+    :class:`RPEAttention` and :class:`URPEAttention` with the same call signature. ``save_pretrained(folder)``
+    (from :class:`papers_common.Pretrained`) writes ``config.json`` (the :class:`TransformerConfig` fields) and
+    ``model.safetensors`` (shared tables stored once); ``from_pretrained`` reads that folder, or a training
+    checkpoint whose config holds the model's under ``"model"``.
     """
 
     config_class = TransformerConfig

@@ -13,9 +13,11 @@ Claims (each computed from measured numbers by :func:`papers_common.claim`):
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,6 +31,7 @@ from papers_common import (
     claim,
     plot_bars,
     plot_lines,
+    progress,
     write_results,
 )
 from urpe import __version__
@@ -40,6 +43,8 @@ from urpe.train import Schedule, train_lm, train_synthetic
 
 PAPER = Paper("Your Transformer May Not be as Powerful as You Expect", "2205.13401")
 POSITIONS: tuple[Position, ...] = ("none", "absolute", "rpe", "urpe")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,54 +110,61 @@ def run(
     models: dict[str, TransformerModel] = {}
     pi = SyntheticTask("position-identification", plan.seq_len, plan.vocab)
     etp = SyntheticTask("even-token", plan.seq_len, plan.vocab)
-    for task, schedule, positions in ((pi, plan.pi, POSITIONS), (etp, plan.etp, ("rpe", "urpe"))):
-        accuracy[task.name] = {}
-        for position in positions:
+    experiments = [(pi, plan.pi, position) for position in POSITIONS]
+    experiments += [(etp, plan.etp, position) for position in ("rpe", "urpe")]
+    lm_runs = 0 if quick else 2
+    # one unit per training run, then the row-sum measurement and the figures; each run reports its own steps
+    with progress(total=len(experiments) + lm_runs + 2, desc="reproduce", unit="stage") as stages:
+        for task, schedule, position in experiments:
+            name = f"{task.name}-{position}"
+            stages.set_postfix(stage=name)
+            logger.info("reproduce: training %s (%d steps)", name, schedule.steps)
             torch.manual_seed(seed)
             model = synthetic_model(task, position, plan.size)
             result = train_synthetic(
-                model,
-                task,
-                schedule,
-                seed=seed,
-                device=device,
-                run=RunDir(out / "runs" / f"{task.name}-{position}"),
+                model, task, schedule, seed=seed, device=device, run=RunDir(out / "runs" / name)
             )
-            accuracy[task.name][position] = result.metrics["accuracy"]
+            accuracy.setdefault(task.name, {})[position] = result.metrics["accuracy"]
             if task is pi:
                 models[position] = model
+            stages.update()
 
-    probe = pi.sample(plan.pi.batch_size, torch.Generator().manual_seed(seed + 20_000), device).tokens
-    deviation = {position: row_sum_deviation(models[position], probe) for position in ("rpe", "urpe")}
-    rows = {
-        position: models[position].attention_maps(probe[:1])[0][0, 0].sum(-1).tolist()
-        for position in ("rpe", "urpe")
-    }
+        stages.set_postfix(stage="row sums")
+        logger.info("reproduce: measuring attention row sums of the trained RPE and URPE models")
+        probe = pi.sample(plan.pi.batch_size, torch.Generator().manual_seed(seed + 20_000), device).tokens
+        deviation = {position: row_sum_deviation(models[position], probe) for position in ("rpe", "urpe")}
+        rows = {
+            position: models[position].attention_maps(probe[:1])[0][0, 0].sum(-1).tolist()
+            for position in ("rpe", "urpe")
+        }
+        stages.update()
 
-    claims = _synthetic_claims(pi, etp, accuracy, deviation)
-    figures = [
-        plot_bars(out / "position_identification.png", accuracy[pi.name], ylabel="accuracy", title=f"Position identification (L={pi.seq_len})",
-                  reference=pi.chance, reference_label="chance").name,
-        plot_bars(out / "even_token.png", accuracy[etp.name], ylabel="accuracy (positions i < L/2)", title=f"Even-token prediction (L={etp.seq_len})",
-                  reference=etp.chance, reference_label="chance").name,
-        plot_lines(out / "row_sums.png", {p.upper(): (list(range(len(r))), r) for p, r in rows.items()}, xlabel="query position i",
-                   ylabel="sum_j of attention weights", title="Row sums, layer 1, head 1 (trained on position identification)").name,
-    ]  # fmt: skip
-    config = {"mode": "quick" if quick else "full", "seed": seed, "plan": asdict(plan)}
-    if not quick:
-        assert data_dir is not None
-        perplexity = _language_model(plan, data_dir, seed, device, out)
-        claims.append(
-            claim(
-                "lm-perplexity",
-                "Causal byte-level LM: URPE validation perplexity <= RPE's at equal steps and parameters",
-                metric="validation perplexity",
-                ours=perplexity["urpe"],
-                higher_is_better=False,
-                baseline=Baseline("RPE", perplexity["rpe"]),
+        claims = _synthetic_claims(pi, etp, accuracy, deviation)
+        stages.set_postfix(stage="figures")
+        figures = [
+            plot_bars(out / "position_identification.png", accuracy[pi.name], ylabel="accuracy", title=f"Position identification (L={pi.seq_len})",
+                      reference=pi.chance, reference_label="chance").name,
+            plot_bars(out / "even_token.png", accuracy[etp.name], ylabel="accuracy (positions i < L/2)", title=f"Even-token prediction (L={etp.seq_len})",
+                      reference=etp.chance, reference_label="chance").name,
+            plot_lines(out / "row_sums.png", {p.upper(): (list(range(len(r))), r) for p, r in rows.items()}, xlabel="query position i",
+                       ylabel="sum_j of attention weights", title="Row sums, layer 1, head 1 (trained on position identification)").name,
+        ]  # fmt: skip
+        stages.update()
+        config = {"mode": "quick" if quick else "full", "seed": seed, "plan": asdict(plan)}
+        if not quick:
+            assert data_dir is not None
+            perplexity = _language_model(plan, data_dir, seed, device, out, stages)
+            claims.append(
+                claim(
+                    "lm-perplexity",
+                    "Causal byte-level LM: URPE validation perplexity <= RPE's at equal steps and parameters",
+                    metric="validation perplexity",
+                    ours=perplexity["urpe"],
+                    higher_is_better=False,
+                    baseline=Baseline("RPE", perplexity["rpe"]),
+                )
             )
-        )
-        config["data_dir"] = str(data_dir)
+            config["data_dir"] = str(data_dir)
     results = Results(
         "urpe",
         __version__,
@@ -190,15 +202,18 @@ def _synthetic_claims(
 
 
 def _language_model(
-    plan: Plan, data_dir: Path, seed: int, device: str | torch.device, out: Path
+    plan: Plan, data_dir: Path, seed: int, device: str | torch.device, out: Path, stages: Any
 ) -> dict[str, float]:
     corpus = TextCorpus(data_dir)
     perplexity = {}
     for position in ("rpe", "urpe"):
+        stages.set_postfix(stage=f"lm-{position}")
+        logger.info("reproduce: training lm-%s (%d steps)", position, plan.lm.steps)
         torch.manual_seed(seed)
         model = language_model(plan.lm_seq_len, position, plan.size)
         result = train_lm(
             model, corpus, plan.lm, seed=seed, device=device, run=RunDir(out / "runs" / f"lm-{position}")
         )
         perplexity[position] = result.metrics["perplexity"]
+        stages.update()
     return perplexity

@@ -5,15 +5,21 @@ Training sets ``torch.set_flush_denormal(True)`` (a process-wide setting): near 
 Adam moments become denormal floats, which slow CPU arithmetic down by an order of magnitude.
 
 Every run can write to a :class:`papers_common.RunDir`: the resolved config first, metrics as JSON lines, checkpoints
-(atomic; model, optimizer, schedule, RNG and data-generator state) from which an interrupted run resumes exactly.
+(atomic; model, optimizer, schedule, RNG and data-generator state) from which an interrupted run resumes exactly,
+and at the end the trained model in ``model/`` (``config.json`` + ``model.safetensors``, see
+:meth:`TransformerModel.save_pretrained`) with what evaluating it needs in the config's ``extra``: the synthetic
+task, or the byte tokenizer and the text split. :func:`load_trained` reads that folder back, on its own.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,13 +28,20 @@ import torch.nn.functional as F
 from papers_common import (
     InputError,
     RunDir,
+    load_checkpoint,
+    pretrained_extra,
     progress,
     resume_run,
     save_checkpoint,
 )
 from urpe.model import TransformerModel
 from urpe.tasks import Batch, SyntheticTask
-from urpe.text import TextCorpus
+from urpe.text import TOKENIZER, TextCorpus
+
+MODEL_DIR = "model"
+"""The folder of a run directory that holds the trained model (``config.json`` + ``model.safetensors``)."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,7 +122,7 @@ def evaluate_synthetic(
     generator = torch.Generator().manual_seed(seed)
     correct = total = 0
     loss_sum = 0.0
-    for _ in range(batches):
+    for _ in progress(range(batches), desc=f"evaluate {task.name}", unit="batch", leave=False):
         batch = task.sample(batch_size, generator, device)
         logits = model(batch.tokens)
         hits = (logits.argmax(-1) == batch.targets) & batch.scored
@@ -129,7 +142,15 @@ def evaluate_lm(
     model.eval()
     loss_sum = 0.0
     count = 0
-    for tokens, targets in corpus.validation_batches(batches, batch_size, model.config.max_len, device):
+    length = model.config.max_len
+    windows = progress(
+        corpus.validation_batches(batches, batch_size, length, device),
+        total=corpus.validation_batch_count(batches, batch_size, length),
+        desc="evaluate lm",
+        unit="batch",
+        leave=False,
+    )
+    for tokens, targets in windows:
         logits = model(tokens)
         loss_sum += float(F.cross_entropy(logits.transpose(1, 2), targets, reduction="sum"))
         count += targets.numel()
@@ -147,6 +168,7 @@ def _fit(
     seed: int,
     run: RunDir | None,
     config: dict[str, Any],
+    saved: dict[str, Any],
     desc: str,
 ) -> TrainResult:
     # Once the loss is tiny, gradients and Adam moments turn denormal and CPU arithmetic slows down tenfold.
@@ -162,7 +184,9 @@ def _fit(
             start_step = checkpoint.step
     started = time.perf_counter()
     model.train()
-    bar = progress(range(start_step, schedule.steps), desc=desc, total=schedule.steps, initial=start_step)
+    bar = progress(
+        range(start_step, schedule.steps), desc=desc, total=schedule.steps, initial=start_step, unit="step"
+    )
     for step in bar:
         tokens, targets = draw(generator)
         loss = masked_cross_entropy(model(tokens), targets)
@@ -171,10 +195,9 @@ def _fit(
         optimizer.step()
         scheduler.step()
         done = step + 1
-        if done % schedule.log_every == 0 or done == schedule.steps:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if run is not None:
-                run.log(done, loss=loss.item(), lr=scheduler.get_last_lr()[0])
+        bar.set_postfix(loss=loss.item(), refresh=False)
+        if run is not None and (done % schedule.log_every == 0 or done == schedule.steps):
+            run.log(done, loss=loss.item(), lr=scheduler.get_last_lr()[0])
         if run is not None and (
             done == schedule.steps or (schedule.checkpoint_every and done % schedule.checkpoint_every == 0)
         ):
@@ -183,10 +206,15 @@ def _fit(
                 run.checkpoints, done, model, optimizer=optimizer, config=config, extra=extra, keep=2
             )
     metrics = evaluate()
-    # a finished run that is started again has logged its evaluation already
-    if run is not None and start_step < schedule.steps:
-        run.log(schedule.steps, **{f"eval_{k}": v for k, v in metrics.items()})
-        run.write_json("final_metrics.json", metrics)
+    if run is not None:
+        # a finished run that is started again has logged its evaluation already
+        if start_step < schedule.steps:
+            run.log(schedule.steps, **{f"eval_{k}": v for k, v in metrics.items()})
+            run.write_json("final_metrics.json", metrics)
+        extra = {**saved, "seed": seed, "steps": schedule.steps, "metrics": metrics}
+        logger.info(
+            "%s: saved the trained model in %s", desc, model.save_pretrained(run.path(MODEL_DIR), extra=extra)
+        )
     return TrainResult(schedule.steps, time.perf_counter() - started, metrics)
 
 
@@ -233,7 +261,8 @@ def train_synthetic(
         seed=seed,
         run=run,
         config=config,
-        desc=f"{task.name}/{model.config.position}",
+        saved={"kind": "synthetic", "task": asdict(task)},
+        desc=f"train {task.name}/{model.config.position}",
     )
 
 
@@ -268,6 +297,73 @@ def train_lm(
         "seed": seed,
         **(extra_config or {}),
     }
+    described = corpus.describe()
+    saved = {
+        "kind": "language-model",
+        "tokenizer": dict(TOKENIZER),
+        "text": corpus.settings(),
+        # sizes only: the folder's path on the training machine means nothing where the model is used
+        "trained_on": {k: v for k, v in described.items() if k != "root"},
+    }
     return _fit(
-        model, schedule, draw, evaluate, seed=seed, run=run, config=config, desc=f"lm/{model.config.position}"
+        model,
+        schedule,
+        draw,
+        evaluate,
+        seed=seed,
+        run=run,
+        config=config,
+        saved=saved,
+        desc=f"train lm/{model.config.position}",
     )
+
+
+@dataclass
+class TrainedModel:
+    """A trained model and what evaluating it needs, as :func:`load_trained` reads them."""
+
+    model: TransformerModel
+    task: SyntheticTask | None  # the synthetic task; None for a language model
+    source: Path  # the saved-model folder or checkpoint that was read
+    text: dict[str, Any] = field(default_factory=dict)  # TextCorpus keyword arguments of a language model
+
+    def corpus(self, root: str | os.PathLike[str]) -> TextCorpus:
+        """The text under ``root`` split as in training (same file pattern, held-out fraction, skipped files)."""
+        try:
+            return TextCorpus(root, **self.text)
+        except TypeError as err:
+            raise InputError(f"{self.source}: its text settings do not fit TextCorpus ({err})") from None
+
+
+def load_trained(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> TrainedModel:
+    """Load a trained model with its task (synthetic) or its text settings (language model).
+
+    ``path`` is a saved-model folder (a run's ``model/``, or any copy of it: it needs nothing else), a run directory
+    written by training (its ``model/``, or its ``checkpoints/`` when the run has not finished), or a training
+    checkpoint (a ``step-*.json`` / ``.safetensors`` file or their directory).
+
+    Raises:
+        InputError: nothing loadable is at ``path``, or a non-causal model comes without its task.
+    """
+    source = Path(path)
+    if (source / MODEL_DIR / "config.json").is_file():
+        source = source / MODEL_DIR
+    elif (source / "checkpoints").is_dir():
+        source = source / "checkpoints"
+    model = TransformerModel.from_pretrained(source, map_location=map_location)
+    folder = source if source.is_dir() else source.parent
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        settings = pretrained_extra(folder)  # the save_pretrained layout
+    else:
+        settings = load_checkpoint(source).config  # a training checkpoint records the run's config
+    task = settings.get("task")
+    if task is not None:
+        try:
+            return TrainedModel(model, SyntheticTask(**task), source)
+        except TypeError as err:
+            raise InputError(f"{source}: its task settings do not fit SyntheticTask ({err})") from None
+    if not model.config.causal:
+        raise InputError(
+            f"{source}: holds an encoder without its synthetic task (the 'task' entry of config.json's extra)"
+        )
+    return TrainedModel(model, None, source, dict(settings.get("text") or {}))
