@@ -1,8 +1,13 @@
-"""The ``house-kge`` command line on a tiny dataset directory: train, evaluate, predict, resume, bad input."""
+"""The ``house-kge`` command line on a tiny dataset directory: train, evaluate, predict, resume, bad input, saved
+model folders, progress lines on a redirected stderr, the reproduce extra."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +114,118 @@ def test_predict_needs_exactly_one_known_entity(tmp_path: Path, capsys: pytest.C
     assert "exactly one" in capsys.readouterr().err
     assert app.main(["predict", "--checkpoint", str(out), "--relation", "nope", "--head", "e0"]) == 2
     assert "unknown relation" in capsys.readouterr().err
+
+
+def test_evaluate_and_predict_need_only_the_saved_model_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Copy a run's model/ elsewhere, delete the data and the run: evaluate and predict give the same answers."""
+    data = write_dataset(tmp_path / "ring")
+    out = tmp_path / "run"
+    assert app.main(["train", "--dataset", str(data), "--out", str(out), *SMALL]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (out / "model").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "triples.safetensors",
+    ]
+    evaluate = ["evaluate", "--device", "cpu", "--split", "valid"]
+    predict = ["predict", "--tail", "e3", "--relation", "prev", "--top", "4"]
+    before = {}
+    for where in (out, out / "model"):
+        assert app.main([*evaluate, "--checkpoint", str(where)]) == 0
+        assert app.main([*predict, "--checkpoint", str(where)]) == 0
+        before[where] = capsys.readouterr().out
+    assert before[out] == before[out / "model"]
+
+    moved = shutil.copytree(out / "model", tmp_path / "elsewhere" / "house")
+    shutil.rmtree(data)
+    shutil.rmtree(out)
+    assert app.main([*evaluate, "--checkpoint", str(moved)]) == 0
+    assert app.main([*predict, "--checkpoint", str(moved)]) == 0
+    after = capsys.readouterr().out
+    assert after == before[out / "model"]
+    lines = after.strip().splitlines()
+    assert len(lines) == 5  # the metrics, then four heads of (?, prev, e3) by name
+    assert 0 < json.loads(lines[0])["mrr"] <= 1
+    assert "e4" not in [line.split("\t")[0] for line in lines[1:]]  # (e4, prev, e3) is known: left out
+
+
+def test_a_run_without_a_model_folder_loads_its_checkpoint_and_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs written by 0.1.0 (or interrupted) have no model/: the latest checkpoint and the recorded dataset serve."""
+    data = write_dataset(tmp_path / "ring")
+    out = tmp_path / "run"
+    assert app.main(["train", "--dataset", str(data), "--out", str(out), *SMALL]) == 0
+    trained = last_json(capsys.readouterr().out)
+    shutil.rmtree(out / "model")
+    for where in (out, out / "checkpoints"):
+        assert app.main(["evaluate", "--checkpoint", str(where), "--device", "cpu"]) == 0
+        assert last_json(capsys.readouterr().out)["mrr"] == pytest.approx(trained["mrr"])
+    assert app.main(["predict", "--checkpoint", str(tmp_path), "--head", "e0", "--relation", "next"]) == 2
+    assert "neither a saved model folder" in capsys.readouterr().err
+
+
+def test_reproduce_without_its_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):
+        return None if name.split(".")[0] == "matplotlib" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    out = tmp_path / "report"
+    assert app.main(["reproduce", "--quick", "--data-dir", str(tmp_path), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "house-kge: error: 'house-kge reproduce' needs matplotlib from the 'reproduce' extra: "
+        "pip install 'house-kge[reproduce]'\n"
+    )
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def run_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *flags: str
+) -> tuple[int, str, str]:
+    """``house-kge train`` with stderr captured (not a terminal) and a progress record per update; (code, out, err).
+
+    pytest's own log handlers are taken off the root logger for the call, so that ``App.main`` installs its stderr
+    handler as it does in a shell.
+    """
+    data = write_dataset(tmp_path / "ring")
+    monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
+    monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    capsys.readouterr()
+    code = app.main(["train", "--dataset", str(data), "--out", str(tmp_path / "run"), *SMALL, *flags])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_logs_progress_when_stderr_is_redirected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_train(tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    steps = re.findall(r"ring/HousE: (\d+)/30 \(\d+%\), [\d.]+ step/s, elapsed", err)
+    assert steps[-1] == "30"
+    assert len(steps) >= 30  # every step (interval 0), and the final record
+    assert re.search(r"ring/HousE: 30/30 .*loss=[\d.]+ \(done\)", err)
+    assert re.search(r"test: \d+/\d+ \(100%\)", err)  # the final evaluation's batches
+    assert "read " in err  # the data loading
+    assert last_json(out)["steps"] == 30
+
+
+def test_train_with_quiet_logs_no_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_train(tmp_path, monkeypatch, capsys, "--quiet")
+    assert code == 0, err
+    assert "ring/HousE" not in err
+    assert "step/s" not in err
+    assert "test:" not in err
+    assert last_json(out)["steps"] == 30

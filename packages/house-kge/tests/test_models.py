@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import re
 from pathlib import Path
@@ -334,11 +336,17 @@ def test_save_and_load_pretrained_round_trip(variant: str, tmp_path: Path) -> No
     model = HousE(HousEConfig(num_entities=9, num_relations=3, dim=12, k=3, variant=variant, projections=1))
     with torch.no_grad():
         model.k_dir_head.uniform_(-1, 1)  # trained values differ from the initial ones
-    model.save_pretrained(tmp_path / "model")
+    assert model.save_pretrained(tmp_path / "model") == tmp_path / "model"
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+    stored = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    assert stored["architectures"] == ["HousE"]
+    assert stored["variant"] == variant
     loaded = HousE.from_pretrained(tmp_path / "model")
     assert loaded.config == model.config
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
+    model.eval()
+    loaded.eval()
     triples = torch.tensor([[0, 1, 2], [3, 2, 8], [5, 0, 5]])
     with torch.no_grad():
         assert torch.equal(loaded.score_triples(triples), model.score_triples(triples))
@@ -352,11 +360,41 @@ def test_rotate_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(13)
     model = RotatE(RotatEConfig(num_entities=6, num_relations=2, dim=4, gamma=2.0))
     model.save_pretrained(tmp_path / "rotate")
-    loaded = RotatE.from_pretrained(tmp_path / "rotate")
+    assert sorted(p.name for p in (tmp_path / "rotate").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = RotatE.from_pretrained(tmp_path / "rotate" / "config.json")
     assert loaded.config == model.config
+    model.eval()
+    loaded.eval()
     triples = torch.tensor([[0, 1, 2], [3, 0, 5]])
     with torch.no_grad():
         assert torch.equal(loaded.score_triples(triples), model.score_triples(triples))
+        assert torch.equal(loaded.score_all(triples[:, 0], triples[:, 1], "tail"), model.score_all(
+            triples[:, 0], triples[:, 1], "tail"))  # fmt: skip
+    with pytest.raises(InputError, match="holds a RotatE model, not a HousE"):
+        HousE.from_pretrained(tmp_path / "rotate")
+
+
+@pytest.mark.parametrize("name", ["house", "rotate"])
+def test_training_checkpoints_still_load_with_from_pretrained(name: str, tmp_path: Path) -> None:
+    """The checkpoint layout of ``save_checkpoint`` (step-*.json + .safetensors, the model config under "model"),
+    which ``save_pretrained`` also wrote before 0.2.0 and training still writes."""
+    from papers_common import save_checkpoint
+
+    torch.manual_seed(17)
+    if name == "house":
+        model: HousE | RotatE = HousE(
+            HousEConfig(num_entities=5, num_relations=2, dim=8, k=4, variant="house+")
+        )
+    else:
+        model = RotatE(RotatEConfig(num_entities=5, num_relations=2, dim=3))
+    cls = type(model)
+    config = {"model": dataclasses.asdict(model.config), "train": {"steps": 3}}
+    sidecar = save_checkpoint(tmp_path / "checkpoints", 3, model, config=config, rng=False)
+    for path in (tmp_path / "checkpoints", sidecar, sidecar.with_suffix(".safetensors")):
+        loaded = cls.from_pretrained(path)
+        assert loaded.config == model.config
+        for key, tensor in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[key], tensor), (path, key)
 
 
 @pytest.mark.parametrize(

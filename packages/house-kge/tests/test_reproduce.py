@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,8 +53,13 @@ def fake_data(root: Path) -> Path:
 
 
 def test_reproduce_measures_every_claim(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("PAPERS_PROGRESS", "log")
     monkeypatch.setattr(reproduce, "QUICK", TINY)
     data = fake_data(tmp_path / "kg")
     out = tmp_path / "report"
@@ -68,6 +74,11 @@ def test_reproduce_measures_every_claim(
     assert set(tables["small"]["umls"]) == {"HousE", "RotatE"}
     assert (out / "patterns.png").stat().st_size > 1000
     assert "countries-s3" in capsys.readouterr().out
+    messages = [record.getMessage() for record in caplog.records]
+    # a progress record over the experiments, and the training and evaluation progress inside them
+    assert any(m.startswith("reproduce: 4/4 (100%)") and m.endswith("(done)") for m in messages)
+    assert any(m.startswith("umls/RotatE: 20/20 (100%)") for m in messages)
+    assert any(m.startswith("patterns/composition: ") for m in messages)
 
 
 def test_reproduce_needs_the_countries_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

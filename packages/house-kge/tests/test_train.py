@@ -19,6 +19,7 @@ from house_kge import (
     adversarial_loss,
     evaluate,
     learning_rate,
+    load_trained,
     train,
 )
 
@@ -174,6 +175,21 @@ def test_training_learns_a_structured_graph(model_name: str, make_cyclic_graph, 
     assert trained > 0.8, trained  # measured 1.0 for both models with this seed
     validation = [record for record in run.metrics() if "valid_mrr" in record]
     assert [record["step"] for record in validation] == list(range(50, steps, 50))
+
+
+def test_a_run_ends_with_the_saved_model_folder(make_random_graph, tmp_path: Path) -> None:
+    graph = make_random_graph()
+    run = RunDir(tmp_path / "run")
+    model = small_house(graph)
+    train(model, graph, TrainConfig(steps=3, batch_size=16, negatives=4, checkpoint_every=0), run=run)
+    loaded, saved_graph = load_trained(run.path("model"))
+    assert isinstance(loaded, HousE)
+    assert loaded.config == model.config
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    assert saved_graph.entities == graph.entities
+    assert saved_graph.relations == graph.relations
+    assert torch.equal(saved_graph.all_triples(), graph.all_triples())
 
 
 def test_optimizer_uses_the_scheduled_learning_rate(make_random_graph, tmp_path: Path) -> None:

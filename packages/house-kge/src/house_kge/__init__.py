@@ -4,7 +4,8 @@ Parameterization", ICML 2022).
 Entities are split into k-dimensional blocks; each relation rotates them with a product of Householder
 reflections and may rescale them with Householder projections. This package provides the model and its variants,
 RotatE as the in-package baseline, vectorised training with self-adversarial negative sampling, filtered 1-N
-evaluation, data loading in the RotatE-toolkit layout, and a PyKEEN-compatible interaction.
+evaluation, data loading in the RotatE-toolkit layout, trained models saved as one folder with their vocabulary,
+and a PyKEEN-compatible interaction.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,7 @@ from house_kge.householder import (
 )
 from house_kge.models import VARIANTS, BlockModel, HousE, HousEConfig, Operators, RotatE, RotatEConfig
 from house_kge.sampling import AnswerIndex, sample_negatives
+from house_kge.saved import load_trained, save_trained
 from house_kge.scoring import distance_to_all, distance_to_candidates
 from house_kge.train import TrainConfig, TrainResult, adversarial_loss, learning_rate, train
 
@@ -51,10 +53,12 @@ __all__ = [
     "learning_rate",
     "load_dataset",
     "load_directory",
+    "load_trained",
     "projection_chain",
     "rank_metrics",
     "reflection_chain",
     "sample_negatives",
+    "save_trained",
     "subsampling_weights",
     "train",
 ]

@@ -11,6 +11,8 @@ from house_kge import __version__
 from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
 
 if TYPE_CHECKING:
+    import torch
+
     from house_kge.data import KnowledgeGraph
     from house_kge.models import BlockModel
 
@@ -65,7 +67,10 @@ class TrainArgs(RunArgs):
 
 @dataclass
 class EvaluateArgs:
-    checkpoint: Path = option(help="a run directory written by `house-kge train` (or its checkpoints folder)")
+    checkpoint: Path = option(
+        help="a saved model folder (a run's model/, config.json + model.safetensors + triples.safetensors) or a run "
+        "directory of `house-kge train`"
+    )
     split: Literal["valid", "test"] = option("test", help="which split to rank")
     batch_size: int = option(256, help="queries per batch (each batch holds one relation)")
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
@@ -73,7 +78,9 @@ class EvaluateArgs:
 
 @dataclass
 class PredictArgs:
-    checkpoint: Path = option(help="a run directory written by `house-kge train`")
+    checkpoint: Path = option(
+        help="a saved model folder (a run's model/) or a run directory of `house-kge train`"
+    )
     relation: str = option(help="relation name")
     head: str | None = option(None, help="known head: predict tails")
     tail: str | None = option(None, help="known tail: predict heads")
@@ -96,24 +103,32 @@ class ReproduceArgs(RunArgs):
     )
 
 
-def _run_graph(root: Path) -> tuple[dict, KnowledgeGraph]:
-    """The recorded config of a run directory and its dataset, loaded again from where training read it."""
-    from house_kge.data import load_dataset
+def _trained(path: Path, device: str | torch.device) -> tuple[BlockModel, KnowledgeGraph]:
+    """The model and graph at ``path``: a saved model folder, a run directory (its ``model/``), or its
+    ``checkpoints/``.
 
+    A run without ``model/`` (written before 0.2.0, or interrupted) loads its latest checkpoint and reads the dataset
+    again from where its ``config.json`` says training read it.
+    """
+    from house_kge.data import load_dataset
+    from house_kge.models import HousE, RotatE
+    from house_kge.saved import load_trained, trained_folder
+
+    root = path.parent if path.name == "checkpoints" else path
+    folder = trained_folder(root)
+    if folder is not None:
+        return load_trained(folder, map_location=device)
     config_path = root / "config.json"
-    if not config_path.is_file():
-        raise InputError(f"{root}: not a run directory of `house-kge train` (no config.json)")
+    if not config_path.is_file() or not (root / "checkpoints").is_dir():
+        raise InputError(
+            f"{path}: neither a saved model folder (config.json + model.safetensors) nor a run directory of "
+            "`house-kge train`"
+        )
     config = json.loads(config_path.read_text(encoding="utf-8"))
     source = config["command_line"]
     graph = load_dataset(source["dataset"], data_dir=source["data_dir"], strict=source["strict"])
-    return config, graph
-
-
-def _load_model(root: Path, config: dict, device: str) -> BlockModel:
-    from house_kge.models import HousE, RotatE
-
     cls = {"HousE": HousE, "RotatE": RotatE}[config["model_class"]]
-    return cls.from_pretrained(root / "checkpoints", map_location=device)
+    return cls.from_pretrained(root / "checkpoints", map_location=device), graph
 
 
 @app.command("train", TrainArgs, help="train HousE (or RotatE) and report filtered test metrics")
@@ -154,7 +169,10 @@ def train(args: TrainArgs) -> None:
     result = fit(model, graph, config, seed=args.seed, device=device, run=run,
                  extra_config={"command_line": to_jsonable(args)})  # fmt: skip
     metrics = evaluate(
-        model, graph.test, AnswerIndex(graph.all_triples(), graph.num_entities, graph.num_relations)
+        model,
+        graph.test,
+        AnswerIndex(graph.all_triples(), graph.num_entities, graph.num_relations),
+        desc="test",
     )
     if graph.regions is not None:
         metrics["auc_pr"] = countries_auc_pr(model, graph.test, graph.regions)
@@ -174,12 +192,10 @@ def evaluate(args: EvaluateArgs) -> None:
     from house_kge.evaluation import evaluate as rank
     from house_kge.sampling import AnswerIndex
 
-    root = args.checkpoint.parent if args.checkpoint.name == "checkpoints" else args.checkpoint
-    config, graph = _run_graph(root)
-    model = _load_model(root, config, pick_device(args.device))
+    model, graph = _trained(args.checkpoint, pick_device(args.device))
     triples = getattr(graph, args.split)
     metrics = rank(model, triples, AnswerIndex(graph.all_triples(), graph.num_entities, graph.num_relations),
-                   batch_size=args.batch_size)  # fmt: skip
+                   batch_size=args.batch_size, desc=args.split)  # fmt: skip
     if graph.regions is not None:
         metrics["auc_pr"] = countries_auc_pr(model, triples, graph.regions)
     print(json.dumps(metrics))
@@ -193,9 +209,7 @@ def predict(args: PredictArgs) -> None:
 
     if (args.head is None) == (args.tail is None):
         raise InputError("give exactly one of --head (predict tails) or --tail (predict heads)")
-    root = args.checkpoint.parent if args.checkpoint.name == "checkpoints" else args.checkpoint
-    config, graph = _run_graph(root)
-    model = _load_model(root, config, "cpu")
+    model, graph = _trained(args.checkpoint, "cpu")
     direction = "tail" if args.head is not None else "head"
     known = torch.tensor([graph.entity_id(args.head if args.head is not None else args.tail)])
     relation = torch.tensor([graph.relation_id(args.relation)])
@@ -215,7 +229,10 @@ def predict(args: PredictArgs) -> None:
 
 
 @app.command(
-    "reproduce", ReproduceArgs, help="measure the paper's claims; write results.json/.md, tables and figures"
+    "reproduce",
+    ReproduceArgs,
+    help="measure the paper's claims; write results.json/.md, tables and figures",
+    extra="reproduce",
 )
 def reproduce(args: ReproduceArgs) -> None:
     from house_kge.reproduce import run

@@ -8,6 +8,7 @@ wheel (optional dependency), or any of them from ``--data-dir``.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 
 from papers_common import InputError, write_bytes
+
+LOGGER = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 PYKEEN_DATASETS = {"nations": "nations", "umls": "umls", "kinships": "kinships"}
@@ -123,6 +126,7 @@ def load_directory(
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset directory")
+    LOGGER.info("reading %s ...", root)
     labelled = {}
     for split in SPLITS:
         path = root / f"{split}.txt"
@@ -169,7 +173,7 @@ def load_directory(
         if missing:
             raise InputError(f"{root / 'regions.list'}: unknown entities {missing}")
         regions = torch.tensor([entity_ids[n] for n in names], dtype=torch.long)
-    return KnowledgeGraph(
+    graph = KnowledgeGraph(
         name or root.name,
         entities,
         relations,
@@ -179,6 +183,11 @@ def load_directory(
         skipped,
         regions,
     )
+    LOGGER.info(
+        "read %s: %d entities, %d relations, %s train/valid/test triples",
+        root, graph.num_entities, graph.num_relations, "/".join(str(len(splits[s])) for s in SPLITS),
+    )  # fmt: skip
+    return graph
 
 
 DOWNLOADS = {"wn18rr": "wn18rr", "fb15k-237": "FB15k-237"}
@@ -212,6 +221,7 @@ def download_dataset(name: str, *, base_url: str | None = None, root: Path | Non
         if (target / file).is_file():
             continue
         url = f"{base}/{DOWNLOADS[name]}/{file}"
+        LOGGER.info("downloading %s", url)
         try:
             with urlopen(url, timeout=60) as response:
                 content = response.read()

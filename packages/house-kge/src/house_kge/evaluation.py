@@ -24,7 +24,10 @@ def filtered_ranks(
     batch_size: int = 256,
     desc: str = "evaluate",
 ) -> dict[str, torch.Tensor]:
-    """Realistic and optimistic filtered ranks ``(2n,)`` (tail queries then head queries) of ``triples`` ``(n, 3)``."""
+    """Realistic and optimistic filtered ranks ``(2n,)`` (tail queries then head queries) of ``triples`` ``(n, 3)``.
+
+    Progress (one unit per batch of queries) is reported as ``desc`` through :func:`papers_common.progress`.
+    """
     was_training = model.training
     model.eval()
     device = model.entity.device
@@ -35,7 +38,7 @@ def filtered_ranks(
     # each batch holds one relation, whose entity-side terms the model then prepares once per batch
     chunks = [chunk for group in by_relation.split(counts.tolist()) for chunk in group.split(batch_size)]
     batches = [(direction, chunk) for direction in ("tail", "head") for chunk in chunks]
-    for direction, chunk in progress(batches, desc=desc):
+    for direction, chunk in progress(batches, desc=desc, unit="batch"):
         known = chunk[:, 0] if direction == "tail" else chunk[:, 2]
         target = chunk[:, 2] if direction == "tail" else chunk[:, 0]
         relation = chunk[:, 1]
@@ -69,10 +72,15 @@ def rank_metrics(ranks: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def evaluate(
-    model: BlockModel, triples: torch.Tensor, index: AnswerIndex, *, batch_size: int = 256
+    model: BlockModel,
+    triples: torch.Tensor,
+    index: AnswerIndex,
+    *,
+    batch_size: int = 256,
+    desc: str = "evaluate",
 ) -> dict[str, float]:
-    """Filtered MRR, MR and Hits@k of ``triples`` against all entities, both directions."""
-    return rank_metrics(filtered_ranks(model, triples, index, batch_size=batch_size))
+    """Filtered MRR, MR and Hits@k of ``triples`` against all entities, both directions (progress as ``desc``)."""
+    return rank_metrics(filtered_ranks(model, triples, index, batch_size=batch_size, desc=desc))
 
 
 @torch.no_grad()

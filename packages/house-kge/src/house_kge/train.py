@@ -22,6 +22,7 @@ from house_kge.data import KnowledgeGraph, subsampling_weights
 from house_kge.evaluation import evaluate
 from house_kge.models import BlockModel
 from house_kge.sampling import AnswerIndex, sample_negatives
+from house_kge.saved import MODEL_FOLDER, save_trained
 from papers_common import (
     InputError,
     RunDir,
@@ -129,7 +130,12 @@ def train(
     run: RunDir | None = None,
     extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``graph.train``; validation metrics every ``eval_every`` steps; resume from ``run``."""
+    """Train ``model`` on ``graph.train``; validation metrics every ``eval_every`` steps.
+
+    With ``run``, training resumes from its latest checkpoint, logs to its ``metrics.jsonl``, and the trained model
+    is saved at the end as ``run/model`` (:func:`house_kge.saved.save_trained`: weights, config, vocabulary and
+    triples). Progress (steps, latest loss) goes through :func:`papers_common.progress`.
+    """
     device = torch.device(device)
     model.to(device)
     generator = torch.Generator().manual_seed(seed)
@@ -179,8 +185,10 @@ def train(
         desc=f"{graph.name}/{type(model).__name__}",
         total=config.steps,
         initial=start,
+        unit="step",
     )
     valid_index = None
+    shown = -math.inf  # when the loss was last shown
     for step in bar:
         rate = learning_rate(config, step)
         if step > 0 and rate != learning_rate(config, step - 1):
@@ -215,12 +223,15 @@ def train(
         loss.backward()
         optimizer.step()
         done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
+        logged = done % config.log_every == 0 or done == config.steps
+        # the loss shown with the progress is at most a second old; reading it more often would make a GPU wait
+        if logged or time.perf_counter() - shown >= 1.0:
             value = loss.detach().item()
             bar.set_postfix(loss=f"{value:.4f}")
-            if run is not None:
-                run.log(done, loss=value, positive=loss_pos.detach().item(), negative=loss_neg.detach().item(),
-                        lr=learning_rate(config, step))  # fmt: skip
+            shown = time.perf_counter()
+        if logged and run is not None:
+            run.log(done, loss=value, positive=loss_pos.detach().item(), negative=loss_neg.detach().item(),
+                    lr=learning_rate(config, step))  # fmt: skip
         if (
             config.eval_every
             and done % config.eval_every == 0
@@ -230,12 +241,17 @@ def train(
             valid_index = valid_index or AnswerIndex(
                 graph.all_triples(), graph.num_entities, graph.num_relations
             )
-            metrics = evaluate(model, graph.valid, valid_index, batch_size=config.eval_batch_size)
+            metrics = evaluate(
+                model, graph.valid, valid_index, batch_size=config.eval_batch_size, desc=f"valid@{done}"
+            )
             if run is not None:
                 run.log(done, **{f"valid_{k}": v for k, v in metrics.items()})
         if done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0):
             save(done)
+    bar.close()
     seconds = time.perf_counter() - began
+    if run is not None:
+        save_trained(model, graph, run.path(MODEL_FOLDER))
     trained = config.steps - start
     return TrainResult(
         config.steps, seconds, trained * config.batch_size / seconds if trained else float("nan")
