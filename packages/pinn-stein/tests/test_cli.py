@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -114,25 +113,6 @@ def test_evaluate_from_the_model_folder_alone(tmp_path: Path, capsys: pytest.Cap
     assert last_json(capsys.readouterr().out)["raw_rel_l2"] == pytest.approx(trained["raw_rel_l2"], rel=1e-6)
 
 
-@contextmanager
-def root_logger_of_a_command_line() -> Iterator[None]:
-    """The root logger as a plain command line has it, without pytest's handlers, so that ``configure_logging``
-    installs its stderr handler (inside a test: pytest adds its handlers when the test starts)."""
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    for handler in saved:
-        root.removeHandler(handler)
-    try:
-        yield
-    finally:
-        configure_logging()  # not quiet again
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in saved:
-            root.addHandler(handler)
-        root.setLevel(level)
-
-
 def test_train_logs_progress_when_stderr_is_not_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -140,13 +120,16 @@ def test_train_logs_progress_when_stderr_is_not_a_terminal(
     monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
     args = ["train", "--pde", "heat", "--dim", "3", "--method", "pinn", "--iterations", "6",
             "--batch", "domain=8", "initial=8", "boundary=8", *SMALL]  # fmt: skip
-    with root_logger_of_a_command_line():
-        assert app.main([*args, "--out", str(tmp_path / "a")]) == 0
-        err = capsys.readouterr().err
-        assert re.search(r"train heat-3 pinn: 3/6 \(50%\), .*loss=", err), err
-        assert "train heat-3 pinn: 6/6 (100%)" in err
-        assert app.main([*args, "--out", str(tmp_path / "b"), "--quiet"]) == 0
-        captured = capsys.readouterr()
+    # pytest's log handlers off the root logger, as in a shell, so that App.main installs its stderr handler
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)
+    assert app.main([*args, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"train heat-3 pinn: 3/6 \(50%\), .*loss=", err), err
+    assert "train heat-3 pinn: 6/6 (100%)" in err
+    assert app.main([*args, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    configure_logging()  # not quiet again
     assert captured.err == ""
     assert "rel_l2" in captured.out
 

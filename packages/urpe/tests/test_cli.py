@@ -9,8 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -295,24 +293,6 @@ def test_reproduce_without_its_extra_says_what_to_install(
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-@contextmanager
-def root_logger_of_a_fresh_process() -> Iterator[None]:
-    """No handlers on the root logger (pytest's are set aside), so ``App.main`` installs its stderr handler."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    for handler in handlers:
-        root.removeHandler(handler)
-    try:
-        yield
-    finally:
-        configure_logging()  # not quiet, as before
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-
-
 def test_train_logs_progress_when_stderr_is_not_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -320,11 +300,14 @@ def test_train_logs_progress_when_stderr_is_not_a_terminal(
     monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
     monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
     argv = ["train", "--steps", "6", "--seq-len", "6", *SMALL]
-    with root_logger_of_a_fresh_process():
-        assert app.main([*argv, "--out", str(tmp_path / "loud")]) == 0
-        loud = capsys.readouterr().err
-        assert app.main([*argv, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
-        quiet = capsys.readouterr()
+    # pytest's log handlers off the root logger, as in a shell, so that App.main installs its stderr handler
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)
+    assert app.main([*argv, "--out", str(tmp_path / "loud")]) == 0
+    loud = capsys.readouterr().err
+    assert app.main([*argv, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    configure_logging()  # not quiet again
     steps = re.findall(r"train position-identification/urpe: (\d+)/6 \(\d+%\).*loss=", loud)
     assert steps == [str(n) for n in range(1, 7)] + ["6"], loud  # every step, then the closing record
     assert "(done)" in loud
@@ -351,8 +334,9 @@ def test_reproduce_runs_every_stage_and_logs_its_progress(
     monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
     out = tmp_path / "report"
     argv = ["reproduce", "--full", "--data-dir", str(text_folder), "--out", str(out), "--device", "cpu"]
-    with root_logger_of_a_fresh_process():
-        assert app.main(argv) == 0
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a shell: App.main installs its handler
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)
+    assert app.main(argv) == 0
     captured = capsys.readouterr()
     results = json.loads((out / "results.json").read_text())
     assert len(results["claims"]) == 8
