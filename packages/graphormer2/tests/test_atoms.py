@@ -73,8 +73,9 @@ def test_collate_pads_with_zeros_and_false() -> None:
 
 def test_items_reject_bad_input() -> None:
     pos = torch.zeros(2, 3)
-    with pytest.raises(InputError, match="mol7: atom 1 has atomic number 64"):
-        AtomsItem.molecule([6, 64], pos, name="mol7")
+    with pytest.raises(InputError, match="mol7: atom 1 has atomic number 119; atoms are elements"):
+        AtomsItem.molecule([6, 119], pos, name="mol7")
+    assert AtomsItem.molecule([78, 79], pos).atoms.tolist() == [78, 79]  # Pt, Au: elements like any other
     with pytest.raises(InputError, match="atomic number 0"):
         AtomsItem.molecule([0, 6], pos)
     with pytest.raises(InputError, match="pos has shape"):
@@ -162,9 +163,8 @@ def test_read_sdf_3d_reports_bad_records(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a number"):
         read_sdf_3d(path, energy_prop="E")
     heavy = Chem.RWMol(embedded("CC"))
-    heavy.GetAtomWithIdx(0).SetAtomicNum(78)  # platinum: outside the 64-type vocabulary
+    heavy.GetAtomWithIdx(0).SetAtomicNum(78)  # platinum is read like any element
     path = write_sdf(tmp_path / "pt.sdf", [embedded("N"), heavy])
-    with pytest.raises(InputError, match=r"pt\.sdf: record 1: atom 0 has atomic number 78"):
-        read_sdf_3d(path)
+    assert read_sdf_3d(path)[1].atoms[0] == 78
     with pytest.raises(InputError, match="no such SDF file"):
         read_sdf_3d(tmp_path / "missing.sdf")

@@ -23,6 +23,7 @@ from graphormer2.datasets import MoleculeDataset, from_smiles, split
 from graphormer2.gin import GIN, GINConfig
 from graphormer2.model import Graphormer
 from graphormer2.model3d import Graphormer3D, Graphormer3DConfig
+from graphormer2.predictor import load_predictor
 from graphormer2.relaxation import relaxation_task
 from rdkit import Chem
 from rdkit.Chem import AllChem
@@ -152,6 +153,10 @@ def test_train_on_a_dataset_file_then_predict(tmp_path: Path, capsys: pytest.Cap
     for row, smiles in enumerate(molecules):
         assert printed[smiles]["y"] == pytest.approx(expected[row, 0].item(), rel=1e-5, abs=1e-7)
         assert printed[smiles]["active"] == pytest.approx(expected[row, 1].item(), rel=1e-5, abs=1e-7)
+    # the library call behind predict: load_predictor on the run directory, in the same units
+    predictions = load_predictor(out, device="cpu").predict(molecules)
+    assert predictions.target_names == ["y", "active"]
+    torch.testing.assert_close(predictions.values, expected, rtol=1e-5, atol=1e-6)
 
     # one invalid SMILES among several is skipped with a note; alone it is an error that names it
     assert app.main(["predict", "--checkpoint", str(out), "--smiles", "CCO", "C1CC(", "--device", "cpu"]) == 0
@@ -168,6 +173,7 @@ def test_train_on_a_dataset_file_then_predict(tmp_path: Path, capsys: pytest.Cap
     save_checkpoint(old / "best", summary["best_step"], model, config=config, rng=False)
     assert app.main(["predict", "--checkpoint", str(old), "--smiles", *molecules, "--device", "cpu"]) == 0
     assert prediction_lines(capsys.readouterr().out) == printed
+    torch.testing.assert_close(load_predictor(old).predict(molecules).values, expected, rtol=1e-5, atol=1e-6)
 
     # best/ alone is the model: it predicts in target units after the run and the data are gone
     best = out / "best"
@@ -415,7 +421,9 @@ def test_bad_files_and_run_directories_are_reported(
     )
     folder = Graphormer3D(config).save_pretrained(tmp_path / "g3d")
     assert app.main(["predict", "--checkpoint", str(folder), "--smiles", "CCO"]) == 2
-    assert "a 'Graphormer3D' model; predict handles the 2D models" in capsys.readouterr().err
+    assert (
+        "a 'Graphormer3D' model; predicting from molecules handles the 2D models" in capsys.readouterr().err
+    )
 
     assert app.main(["train3d", "--out", str(tmp_path / "r")]) == 2
     assert "exactly one data source: --task relaxation or --sdf" in capsys.readouterr().err

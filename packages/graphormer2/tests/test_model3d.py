@@ -9,6 +9,7 @@ import pytest
 import torch
 from graphormer2.atoms import AtomsBatch, AtomsItem, Standardisation, collate_atoms
 from graphormer2.model3d import GaussianBasis, Graphormer3D, Graphormer3DConfig, gaussian_pdf
+from graphormer2.pbc import periodic_item
 
 from papers_common import InputError
 
@@ -292,6 +293,42 @@ def test_config_rejects_bad_values() -> None:
         tiny_config(deltapos_projection="diagonal")
     with pytest.raises(InputError, match="positive"):
         tiny_config(energy_std=0.0)
+
+
+def test_a_platinum_gold_slab_with_an_adsorbate_trains() -> None:
+    """OC20's catalysts: a Pt/Au slab (periodic images added) with a CO adsorbate runs forward and backward in the
+    default vocabulary (every element up to Bi and beyond), and Pt and Au get embedding gradients of their own."""
+    cell = torch.tensor([[5.6, 0.0, 0.0], [2.8, 4.85, 0.0], [0.0, 0.0, 20.0]])
+    slab = torch.tensor([[0.0, 0.0, 0.0], [2.8, 0.0, 0.0], [1.4, 2.42, 0.0], [4.2, 2.42, 0.0],
+                         [1.4, 0.81, 2.3], [4.2, 0.81, 2.3], [2.8, 3.23, 2.3], [0.0, 3.23, 2.3]])  # fmt: skip
+    pos = torch.cat([slab, torch.tensor([[1.4, 0.81, 4.3], [1.4, 0.81, 5.45]])])
+    atoms = torch.tensor([78, 78, 79, 79, 78, 79, 77, 83, 6, 8])  # Pt, Au, Ir, Bi; C, O
+    tags = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    deltapos = torch.zeros(10, 3)
+    deltapos[8:, 2] = 0.2
+    item = periodic_item(cell, pos, atoms, tags, energy=-1.5, pos_relaxed=pos + deltapos)
+    assert len(item.atoms) > 10  # images of the slab near the adsorbate
+    batch = collate_atoms(
+        [item, random_system(4, torch.Generator().manual_seed(3), torch.tensor([2, 2, 2, 2]))]
+    )
+    config = Graphormer3DConfig(layers=1, blocks=1, embed_dim=16, ffn_embed_dim=16, attention_heads=2,
+                                num_kernel=8, deltapos_projection="per_axis")  # fmt: skip
+    assert config.atom_types == 128
+    torch.manual_seed(0)
+    model = Graphormer3D(config)
+    loss, parts = model.loss(batch, model(batch.atoms, batch.tags, batch.pos, batch.real_mask), 0, 10)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert math.isfinite(parts["energy_mae"])
+    grad = model.atom_encoder.weight.grad
+    assert all(grad[z].abs().sum() > 0 for z in (77, 78, 79, 83))
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+    # a model saved with a smaller vocabulary (0.2.0's 64) says so instead of indexing past its table
+    small = Graphormer3D(tiny_config(atom_types=64)).float()
+    with pytest.raises(InputError, match="atomic number 83 is outside this model's vocabulary of atomic numbers "
+                       "below 64"):  # fmt: skip
+        small(batch.atoms, batch.tags, batch.pos, batch.real_mask)
 
 
 def test_save_and_load_pretrained(tmp_path: Path) -> None:

@@ -113,5 +113,5 @@ def test_bad_shapes_are_input_errors(slab) -> None:
         periodic_item(cell, pos[:5], atoms, tags, name="sys7")
     with pytest.raises(InputError, match="pos_relaxed"):
         periodic_item(cell, pos, atoms, tags, pos_relaxed=pos[:3])
-    with pytest.raises(InputError, match="atomic number 78"):
-        periodic_item(cell, pos, torch.tensor([78, 29, 29, 29, 6, 8]), tags)
+    with pytest.raises(InputError, match="atomic number 130"):
+        periodic_item(cell, pos, torch.tensor([130, 29, 29, 29, 6, 8]), tags)

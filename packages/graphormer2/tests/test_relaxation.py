@@ -53,7 +53,7 @@ def test_skipped_molecules_say_why() -> None:
     for smiles, reason, kwargs in (
         ("C1CC", "unparsable", {}),
         ("CCCCCC", "too_many_atoms", {"max_atoms": 10}),
-        ("[Pt]", "atomic_number", {}),
+        ("[Pt]", "no_mmff_parameters", {}),  # nor platinum ones: the 3D model would embed it
         ("CB(C)C", "no_mmff_parameters", {}),  # MMFF94 has no boron types
     ):
         with pytest.raises(RelaxationError) as info:

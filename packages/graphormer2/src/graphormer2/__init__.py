@@ -2,8 +2,9 @@
 
 Data flows one way: RDKit molecules -> :mod:`~graphormer2.features` (OGB-style ids) -> :mod:`~graphormer2.paths`
 (shortest paths and path edges) -> :mod:`~graphormer2.collate` (padded :class:`GraphBatch`) -> :class:`Graphormer`
-(or the :class:`GIN` baseline) -> :func:`fit`. The 3D side: :class:`AtomsItem` / :func:`collate_atoms` (with
-:func:`periodic_item` for OC20-style cells) -> :class:`Graphormer3D`.
+(or the :class:`GIN` baseline) -> :func:`fit` -> :func:`load_predictor` (predictions in the target's units). The
+3D side: :class:`AtomsItem` / :func:`collate_atoms` (with :func:`periodic_item` for OC20-style cells) ->
+:class:`Graphormer3D`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from graphormer2.collate import GraphBatch, GraphItem, collate, preprocess
 from graphormer2.datasets import (
     MoleculeDataset,
     from_csv,
+    from_mols,
     from_sdf,
     from_smiles,
     sdf_properties_task,
@@ -27,6 +29,7 @@ from graphormer2.gin import GIN, GINConfig
 from graphormer2.model import Graphormer, GraphormerConfig
 from graphormer2.model3d import Graphormer3D, Graphormer3DConfig
 from graphormer2.pbc import periodic_images, periodic_item
+from graphormer2.predictor import Predictions, Predictor, load_predictor
 from graphormer2.relaxation import RelaxationTask, relax_molecule, relaxation_task
 from graphormer2.train import (
     ClassificationObjective,
@@ -60,6 +63,8 @@ __all__ = [
     "ModelLossObjective",
     "MolGraph",
     "MoleculeDataset",
+    "Predictions",
+    "Predictor",
     "RegressionObjective",
     "RelaxationTask",
     "Standardisation",
@@ -70,9 +75,11 @@ __all__ = [
     "collate_atoms",
     "fit",
     "from_csv",
+    "from_mols",
     "from_sdf",
     "from_smiles",
     "learning_rate",
+    "load_predictor",
     "mol_to_graph",
     "periodic_images",
     "periodic_item",

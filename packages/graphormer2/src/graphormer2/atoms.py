@@ -2,8 +2,9 @@
 
 An :class:`AtomsItem` is one system (a molecule, or an OC20 slab + adsorbate after :mod:`graphormer2.pbc` has added
 its periodic images); :func:`collate_atoms` pads a list of them into an :class:`AtomsBatch`, the input of
-:class:`graphormer2.model3d.Graphormer3D`. Atom types are atomic numbers in ``1 … 63`` (0 is padding): the official
-model embeds a vocabulary of 64 types and 64² pair types, so larger numbers are rejected here, where data enters.
+:class:`graphormer2.model3d.Graphormer3D`. Atom types are atomic numbers of real elements, ``1 … 118`` (0 is
+padding), so the metals of OC20's catalysts (Pt, Au, Ir ... up to Bi) are systems like any other; the model embeds
+atomic numbers below its ``atom_types`` (default :data:`ATOM_TYPES`) and rejects larger ones in its forward pass.
 
 Tags follow OC20: 0 sub-surface (fixed), 1 surface, 2 adsorbate (free). Molecules are all tag 2, so every atom counts
 in the energy sum and in the Δpos loss.
@@ -22,8 +23,13 @@ from torch.nn.utils.rnn import pad_sequence
 
 from papers_common import InputError
 
-ATOM_TYPES = 64
-"""Size of the atom-type vocabulary of the official Graphormer-3D (type 0 = padding)."""
+MAX_ATOMIC_NUMBER = 118
+"""The largest atomic number of a known element (oganesson)."""
+
+ATOM_TYPES = 128
+"""Default size of Graphormer-3D's atom-type vocabulary, indexed by atomic number (0 = padding): every element, in
+the 128 entries of the official code's atomic-number table (``AtomDataset.atom_mapper``, which maps OC20's 56
+elements onto the 64 rows of its embedding instead)."""
 
 TAGS = (0, 1, 2)
 ADSORBATE_TAG = 2
@@ -34,7 +40,7 @@ class AtomsItem:
     """One 3D system of n atoms (the contract shared with the model and the PBC expansion).
 
     Attributes:
-        atoms: long ``(n,)`` atomic numbers in ``[1, 64)``.
+        atoms: long ``(n,)`` atomic numbers in ``[1, 118]``.
         tags: long ``(n,)`` in {0 sub-surface, 1 surface, 2 adsorbate}; molecules use 2.
         pos: float ``(n, 3)`` initial positions (Å).
         real_mask: bool ``(n,)``; False for periodic images (they feed attention but no target).
@@ -44,7 +50,7 @@ class AtomsItem:
 
     Tensors are converted with ``torch.as_tensor`` (NumPy arrays and lists are accepted; floating positions keep
     their dtype, others become the default dtype, and Δpos follows the positions) and validated on construction:
-    a bad shape, an atomic number outside ``[1, 64)`` or an unknown tag raises :class:`papers_common.InputError`
+    a bad shape, an atomic number outside ``[1, 118]`` or an unknown tag raises :class:`papers_common.InputError`
     naming ``name``.
     """
 
@@ -76,12 +82,12 @@ class AtomsItem:
                 raise InputError(
                     f"{where}: {field} has shape {tuple(getattr(self, field).shape)}, expected {shape} for {n} atoms"
                 )
-        bad = (self.atoms < 1) | (self.atoms >= ATOM_TYPES)
+        bad = (self.atoms < 1) | (self.atoms > MAX_ATOMIC_NUMBER)
         if bad.any():
             index = int(bad.nonzero()[0, 0])
             raise InputError(
-                f"{where}: atom {index} has atomic number {int(self.atoms[index])}; Graphormer-3D embeds atomic "
-                f"numbers 1 to {ATOM_TYPES - 1} (a vocabulary of {ATOM_TYPES} with 0 for padding)"
+                f"{where}: atom {index} has atomic number {int(self.atoms[index])}; atoms are elements, atomic "
+                f"numbers 1 to {MAX_ATOMIC_NUMBER} (0 is padding)"
             )
         if ((self.tags < 0) | (self.tags > ADSORBATE_TAG)).any():
             raise InputError(f"{where}: tags must be 0, 1 or 2, got {sorted(set(self.tags.tolist()))}")
@@ -256,7 +262,7 @@ def read_sdf_3d(path: str | os.PathLike[str], energy_prop: str | None = None) ->
     Raises:
         InputError: the file is missing; a record cannot be parsed or has no atoms; its coordinates are 2D (a
             conformer not flagged 3D, or more than 3 atoms all at z = 0: "the 3D model needs 3D coordinates"); it
-            lacks a numeric ``energy_prop``; or it holds an atomic number ≥ 64. The message names the file and
+            lacks a numeric ``energy_prop``. The message names the file and
             the record index (0-based).
     """
     from rdkit import Chem

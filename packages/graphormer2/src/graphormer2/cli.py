@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -546,112 +546,20 @@ def train3d(args: Train3DArgs) -> None:
     _finish(run, result, objective.metric, test, sizes)
 
 
-PREDICT_SETTINGS = ("objective", "target_names", "max_nodes", "multi_hop_max_dist")
-"""What ``predict`` reads from a saved model's ``extra`` (besides the regression's target_mean/target_std)."""
-
-
-def _saved_model(path: Path) -> tuple[Path, str, dict[str, Any]]:
-    """The weights to load, the model class and the prediction settings that ``--checkpoint path`` names.
-
-    ``path`` is a saved-model folder (``config.json`` with ``architectures`` + ``model.safetensors``, as ``best/``
-    of a run), a file in one, or a run directory of ``graphormer2 train``: its ``best/`` folder, or for a run of
-    graphormer2 0.1.0 (a training checkpoint in ``best/``) the settings of the run's own ``config.json``.
-    """
-    from papers_common import latest_checkpoint, pretrained_extra
-
-    if path.is_file() and path.name in ("config.json", "model.safetensors"):
-        path = path.parent
-    config = _read_json(path / "config.json", path)
-    if "architectures" not in config and "model_class" in config:  # a run directory
-        best = path / "best"
-        if (best / "config.json").is_file():
-            return _saved_model(best)
-        if latest_checkpoint(best) is None:
-            raise InputError(
-                f"--checkpoint {path}: no best weights (no {best}); the run has not validated yet"
-            )
-        kind, extra, weights = config["model_class"], config.get("extra") or {}, best
-    elif "architectures" in config:
-        kind, extra, weights = (config["architectures"] or ["?"])[0], pretrained_extra(path), path
-    else:
-        raise InputError(f"--checkpoint {path}: config.json is neither a run's nor a saved model's")
-    if kind not in ("Graphormer", "GIN"):
-        raise InputError(
-            f"--checkpoint {path}: a {kind!r} model; predict handles the 2D models of `graphormer2 train` "
-            "(Graphormer or GIN)"
-        )
-    missing = [key for key in PREDICT_SETTINGS if key not in extra]
-    if missing:
-        raise InputError(
-            f"--checkpoint {path}: the saved model has no {', '.join(missing)} in its extra settings; save it with "
-            "`graphormer2 train` or save_pretrained(..., extra={...}) naming them"
-        )
-    return weights, kind, extra
-
-
-def _read_json(file: Path, given: Path) -> dict[str, Any]:
-    if not file.is_file():
-        raise InputError(
-            f"--checkpoint {given}: not a run directory of `graphormer2 train` nor a saved model (no config.json)"
-        )
-    try:
-        found = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{file}: not readable JSON ({err})") from None
-    if not isinstance(found, dict):
-        raise InputError(f"{file}: expected a JSON object")
-    return found
-
-
-def _tuple(values: list[float] | None) -> tuple[float, ...] | None:
-    return None if values is None else tuple(values)
-
-
-def _predictions(
-    model: nn.Module, dataset: MoleculeDataset, batch_size: int, extra: dict
-) -> Iterable[tuple[str, list[float]]]:
-    """(SMILES, the C values) of every molecule: regression values in target units, or probabilities."""
-    import torch
-
-    from graphormer2.collate import collate
-    from graphormer2.train import RegressionObjective
-    from papers_common import progress
-
-    classification = extra["objective"] == "classification"
-    scale = RegressionObjective(
-        target_mean=_tuple(extra.get("target_mean")), target_std=_tuple(extra.get("target_std"))
-    )
-
-    device = next(model.parameters()).device
-    firsts = range(0, len(dataset), batch_size)
-    for first in progress(firsts, desc="predict", unit="batch", leave=False):
-        indices = range(first, min(first + batch_size, len(dataset)))
-        with torch.no_grad():
-            output = model(collate([dataset[i] for i in indices]).to(device))
-        values = torch.sigmoid(output) if classification else scale.predict(output)
-        yield from zip((dataset.smiles[i] for i in indices), values.double().cpu().tolist(), strict=True)
-
-
 @app.command(
     "predict", PredictArgs, help="predict the trained targets of new SMILES with a run's best weights"
 )
 def predict(args: PredictArgs) -> None:
     from graphormer2.datasets import from_csv, from_smiles
-    from graphormer2.features import FEATURE_VERSION
-    from graphormer2.gin import GIN
-    from graphormer2.model import Graphormer
+    from graphormer2.predictor import load_predictor
 
     if not args.smiles and args.csv is None:
         raise InputError("give molecules to predict: --smiles S1 S2 ... and/or --csv FILE")
-    weights, kind, extra = _saved_model(args.checkpoint)
-    if extra.get("features", FEATURE_VERSION) != FEATURE_VERSION:
-        raise InputError(
-            f"--checkpoint {args.checkpoint}: trained on features of version {extra['features']}; this "
-            f"graphormer2 computes version {FEATURE_VERSION}, which the model has not seen"
-        )
-    model_class = {"Graphormer": Graphormer, "GIN": GIN}[kind]
-    model = model_class.from_pretrained(weights, map_location=pick_device(args.device)).eval()
-    settings = {"max_nodes": extra["max_nodes"], "multi_hop_max_dist": extra["multi_hop_max_dist"]}
+    try:
+        predictor = load_predictor(args.checkpoint, device=args.device)
+    except InputError as err:
+        raise InputError(f"--checkpoint {err}") from None
+    settings = {"max_nodes": predictor.max_nodes, "multi_hop_max_dist": predictor.multi_hop_max_dist}
 
     def load(strict: bool) -> list[MoleculeDataset]:
         found = []
@@ -669,8 +577,9 @@ def predict(args: PredictArgs) -> None:
     for dataset in datasets:
         for rejected in dataset.rejected:
             _note(f"skipped {rejected.where} {rejected.smiles!r} ({rejected.reason})")
-        for smiles, values in _predictions(model, dataset, args.batch_size, extra):
-            cells = [f"{name}={value:.6g}" for name, value in zip(extra["target_names"], values, strict=True)]
+        values = predictor.predict_dataset(dataset, args.batch_size)
+        for smiles, row in zip(dataset.smiles, values.tolist(), strict=True):
+            cells = [f"{name}={value:.6g}" for name, value in zip(predictor.target_names, row, strict=True)]
             print("\t".join([smiles, *cells]))
 
 

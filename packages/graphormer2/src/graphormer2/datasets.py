@@ -34,6 +34,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -495,6 +496,24 @@ def from_sdf(
     return _cached_build(build, cache=cache, strict=strict, rejects=rejects)
 
 
+def _target_table(
+    targets: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | torch.Tensor | None,
+    target_names: Sequence[str] | None,
+    count: int,
+    what: str,
+) -> tuple[np.ndarray, list[str]]:
+    """In-memory targets as float32 ``(M, C)`` (``(M, 0)`` for none) and their ``C`` names, checked against M."""
+    values = np.zeros((count, 0), np.float32) if targets is None else np.asarray(targets, dtype=np.float32)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[0] != count:
+        raise InputError(f"targets must be (M,) or (M, C) with M = {count} {what}, got shape {values.shape}")
+    names = [f"target{c}" for c in range(values.shape[1])] if target_names is None else list(target_names)
+    if len(names) != values.shape[1]:
+        raise InputError(f"target_names has {len(names)} names for {values.shape[1]} target columns")
+    return values, names
+
+
 def from_smiles(
     smiles: Sequence[str],
     targets: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | torch.Tensor | None = None,
@@ -516,18 +535,7 @@ def from_smiles(
     """
     _check_settings(max_nodes, multi_hop_max_dist)
     smiles = [str(s) for s in smiles]
-    values = (
-        np.zeros((len(smiles), 0), np.float32) if targets is None else np.asarray(targets, dtype=np.float32)
-    )
-    if values.ndim == 1:
-        values = values[:, None]
-    if values.ndim != 2 or values.shape[0] != len(smiles):
-        raise InputError(
-            f"targets must be (M,) or (M, C) with M = {len(smiles)} SMILES, got shape {values.shape}"
-        )
-    names = [f"target{c}" for c in range(values.shape[1])] if target_names is None else list(target_names)
-    if len(names) != values.shape[1]:
-        raise InputError(f"target_names has {len(names)} names for {values.shape[1]} target columns")
+    values, names = _target_table(targets, target_names, len(smiles), "SMILES")
 
     def records() -> Iterator[_Record]:
         for index, text in enumerate(smiles):
@@ -559,6 +567,37 @@ def from_smiles(
         strict=strict,
         rejects=rejects,
     )
+
+
+def from_mols(
+    mols: Sequence[Chem.Mol | None],
+    targets: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | torch.Tensor | None = None,
+    *,
+    target_names: Sequence[str] | None = None,
+    max_nodes: int = MAX_NODES,
+    multi_hop_max_dist: int = MULTI_HOP_MAX_DIST,
+    strict: bool = False,
+    rejects: str | os.PathLike[str] | None = None,
+) -> MoleculeDataset:
+    """RDKit molecules in memory (``None`` entries, as a supplier yields for unreadable records, are skipped as
+    ``invalid_record``); the dataset's SMILES are RDKit's canonical ones. Errors name the position as ``mols[i]``;
+    other arguments as :func:`from_smiles` (no cache: the molecules have no source bytes to key it on).
+    """
+    _check_settings(max_nodes, multi_hop_max_dist)
+    mols = list(mols)
+    for index, mol in enumerate(mols):
+        if mol is not None and not isinstance(mol, Chem.Mol):
+            raise InputError(f"mols[{index}]: expected an RDKit Chem.Mol (or None), got {type(mol).__name__}")
+    values, names = _target_table(targets, target_names, len(mols), "molecules")
+
+    def records() -> Iterator[_Record]:
+        for index, mol in enumerate(mols):
+            text = "" if mol is None else Chem.MolToSmiles(mol)
+            yield _Record(index + 1, f"mols[{index}]", text, mol, values[index], "invalid_record")
+
+    build = partial(_build, records(), source="molecule list", target_names=names, max_nodes=max_nodes,
+                    multi_hop_max_dist=multi_hop_max_dist, strict=strict, total=len(mols))  # fmt: skip
+    return _cached_build(build, cache=None, strict=strict, rejects=rejects)
 
 
 def rdkit_data_file(relative: str) -> Path:

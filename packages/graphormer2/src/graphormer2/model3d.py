@@ -2,7 +2,8 @@
 
 For a system of atoms a_i (types), t_i (tags) at positions p_i:
 
-- pairs: d_ij = ‖p_j − p_i‖, Δ_ij = (p_j − p_i)/(d_ij + 1e-5), pair type e_ij = a_i·T + a_j (T = 64 types);
+- pairs: d_ij = ‖p_j − p_i‖, Δ_ij = (p_j − p_i)/(d_ij + 1e-5), pair type e_ij = a_i·T + a_j (T = ``atom_types``
+  over atomic numbers, 128 by default: every element, Pt and Au of OC20's catalysts included);
 - Gaussian basis: s_ij = mul[e_ij]·d_ij + bias[e_ij], ψ_ijk = N(s_ij; μ_k, |σ_k| + 1e-5) for k = 1 … K;
 - attention bias (shared by every layer and by the Δpos head): b_ij = MLP_{K→K→H}(ψ_ij), −∞ on padded keys;
 - node input ("3D centrality"): h_i = Emb(a_i) + Emb(t_i) + W·Σ_j ψ_ij over the non-padded j;
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphormer2.atoms import OC20_STANDARDISATION, AtomsBatch, Standardisation
+from graphormer2.atoms import ATOM_TYPES, OC20_STANDARDISATION, AtomsBatch, Standardisation
 from papers_common import InputError, Pretrained
 
 DeltaposProjection = Literal["per_axis", "shared"]
@@ -37,7 +38,8 @@ class Graphormer3DConfig:
     Attributes:
         layers: distinct Pre-LN layers [--layers]. blocks: times the stack is applied, weights shared [--blocks].
         embed_dim: D [--embed-dim]. ffn_embed_dim: FFN width [--ffn-embed-dim]. attention_heads: H.
-        num_kernel: K Gaussian kernels. atom_types: T, the type vocabulary (0 = padding); pair types T².
+        num_kernel: K Gaussian kernels. atom_types: T, the type vocabulary indexed by atomic number (0 = padding;
+            128 covers every element; the official code maps OC20's 56 elements to 64 compact ids); pair types T².
         dropout: after attention and FFN; attention_dropout: on attention probabilities (trunk);
         activation_dropout: after the FFN's GELU; input_dropout: on the node input;
         head_dropout: before the energy MLP and on the Δpos head's attention (0.1, fixed in the official code).
@@ -55,7 +57,7 @@ class Graphormer3DConfig:
     ffn_embed_dim: int = 768
     attention_heads: int = 48
     num_kernel: int = 128
-    atom_types: int = 64
+    atom_types: int = ATOM_TYPES
     dropout: float = 0.0
     attention_dropout: float = 0.1
     activation_dropout: float = 0.0
@@ -240,13 +242,21 @@ class Graphormer3D(nn.Module, Pretrained):
         """Standardised energy and Δpos for a padded batch.
 
         Args:
-            atoms: long ``(B, N)`` atom types (0 = padding); tags: long ``(B, N)``; pos: float ``(B, N, 3)``;
-            real_mask: bool ``(B, N)``, False for padding and periodic images.
+            atoms: long ``(B, N)`` atomic numbers below ``atom_types`` (0 = padding); tags: long ``(B, N)``;
+            pos: float ``(B, N, 3)``; real_mask: bool ``(B, N)``, False for padding and periodic images.
 
         Returns:
             energy float ``(B,)`` (sum over real atoms with tag > 0) and Δpos float ``(B, N, 3)`` for every slot
             (only real atoms with tag > 0 are trained).
+
+        Raises:
+            InputError: an atomic number is not below ``atom_types`` (a model saved with a smaller vocabulary).
         """
+        if atoms.numel() and int(atoms.max()) >= self.config.atom_types:
+            raise InputError(
+                f"Graphormer3D: atomic number {int(atoms.max())} is outside this model's vocabulary of atomic "
+                f"numbers below {self.config.atom_types} (Graphormer3DConfig.atom_types)"
+            )
         padding = atoms.eq(0)  # (B, N)
         offset = pos.unsqueeze(1) - pos.unsqueeze(2)  # (B, N, N, 3): p_j − p_i at [b, i, j]
         dist = offset.norm(dim=-1)  # (B, N, N)

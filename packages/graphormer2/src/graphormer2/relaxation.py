@@ -14,8 +14,8 @@ Targets: an MMFF94 energy in **kcal/mol** (optionally divided by the number of a
 either the relaxed conformer's energy (``energy_target="relaxed"``, the IS2RE analogue) or the relaxation energy
 E(initial) − E(relaxed) ≥ 0 (``"relaxation"``): the part of the energy that depends on the input geometry, which the
 relaxed energy buries under composition terms (bond and angle reference energies of the molecule's atom types). All atoms are real and tagged 2, so all count in the energy sum and the Δpos loss. A molecule is skipped,
-and counted by reason, when RDKit cannot parse it, it has more than ``max_atoms`` atoms (hydrogens included), an
-atomic number ≥ 64, it fails to embed, MMFF has no parameters for it, or the minimisation does not converge.
+and counted by reason, when RDKit cannot parse it, it has more than ``max_atoms`` atoms (hydrogens included), it
+fails to embed, MMFF has no parameters for it, or the minimisation does not converge.
 
 Generated molecules are cached (safetensors, atomic writes) under a name keyed by every setting that changes them
 (n, seed, max_atoms, max_iters, the RDKit version); splits and ``per_atom`` are applied after loading.
@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from graphormer2.atoms import ATOM_TYPES, AtomsItem, Standardisation
+from graphormer2.atoms import AtomsItem, Standardisation
 from papers_common import InputError, atomic_path, progress
 
 CACHE_FORMAT = 1
@@ -110,8 +110,6 @@ def relax_molecule(smiles: str, *, seed: int = 0, max_atoms: int = 64, max_iters
         atoms = torch.tensor([atom.GetAtomicNum() for atom in mol.GetAtoms()], dtype=torch.long)
         if len(atoms) > max_atoms:
             raise RelaxationError("too_many_atoms", smiles)
-        if int(atoms.max()) >= ATOM_TYPES:
-            raise RelaxationError("atomic_number", smiles)
         params = rdDistGeom.ETKDGv3()
         params.randomSeed = seed
         if rdDistGeom.EmbedMolecule(mol, params) != 0:
