@@ -229,3 +229,78 @@ def test_train_with_quiet_logs_no_progress(
     assert "step/s" not in err
     assert "test:" not in err
     assert last_json(out)["steps"] == 30
+
+
+def test_a_latin1_byte_is_one_line_naming_the_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_dataset(tmp_path / "ring")
+    train = data / "train.txt"
+    train.write_bytes(train.read_bytes().replace(b"e3\tnext", b"e3\xe9\tnext"))  # latin-1 "é" on line 4
+    assert app.main(["train", "--dataset", str(data), "--out", str(tmp_path / "run"), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"house-kge: error: {train}:4: not UTF-8 text (byte 0xe9 at column 3); save the file as UTF-8\n"
+    )
+
+
+def test_unseen_test_entities_are_ranked_unless_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default ranks a test triple whose entity train never mentions; --unseen drop and error as asked."""
+    data = write_dataset(tmp_path / "ring")
+    with (data / "test.txt").open("a", encoding="utf-8") as handle:
+        handle.write("e0\tnext\tstranger\n")
+    assert app.main(["train", "--dataset", str(data), "--out", str(tmp_path / "keep"), *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "note: 1 test triples have entities or relations unseen in training: kept and ranked" in out
+    model = json.loads((tmp_path / "keep" / "model" / "config.json").read_text())
+    assert model["extra"]["dataset"]["test"] == 3
+    assert "stranger" in model["extra"]["entities"]
+    assert (
+        app.main(
+            ["train", "--dataset", str(data), "--out", str(tmp_path / "drop"), *SMALL, "--unseen", "drop"]
+        )
+        == 0
+    )
+    assert "skipped" in capsys.readouterr().out
+    model = json.loads((tmp_path / "drop" / "model" / "config.json").read_text())
+    assert model["extra"]["dataset"]["test"] == 2
+    args = ["train", "--dataset", str(data), "--out", str(tmp_path / "error"), *SMALL, "--unseen", "error"]
+    assert app.main(args) == 2
+    assert "test.txt: triple 3 (e0, next, stranger)" in capsys.readouterr().err
+
+
+def write_small_graph(root: Path) -> Path:
+    """20 entities, 4 relations, 68 triples (52 train, 8 valid, 8 test): a ring ``r0`` plus random triples."""
+    import random
+
+    rng = random.Random(0)
+    entities = [f"e{i}" for i in range(20)]
+    ring = [(entities[i], "r0", entities[(i + 1) % 20]) for i in range(20)]
+    rest: set[tuple[str, str, str]] = set()
+    while len(rest) < 48:
+        rest.add((rng.choice(entities), rng.choice(["r1", "r2", "r3"]), rng.choice(entities)))
+    others = sorted(rest)
+    rng.shuffle(others)
+    root.mkdir(parents=True)
+    for split, rows in (("valid", others[:8]), ("test", others[8:16]), ("train", ring + others[16:])):
+        (root / f"{split}.txt").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows), encoding="utf-8")
+    return root
+
+
+def test_quick_training_on_a_small_graph_caps_batch_and_negatives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The defaults (batch 512, 128 negatives) are capped at 52 training triples and 20 − 1 entities."""
+    data = write_small_graph(tmp_path / "small")
+    out = tmp_path / "run"
+    assert app.main(["train", "--dataset", str(data), "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: --batch-size 512 capped at 52 for small" in printed
+    assert "note: --negatives 128 capped at 19 for small" in printed
+    assert last_json(printed)["steps"] == 500
+    config = json.loads((out / "config.json").read_text())
+    assert (config["train"]["batch_size"], config["train"]["negatives"]) == (52, 19)
+    assert config["capped"] == {"batch_size": [512, 52], "negatives": [128, 19]}

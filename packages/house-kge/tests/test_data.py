@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from house_kge import KnowledgeGraph, load_dataset, load_directory, subsampling_weights
-from house_kge.data import DOWNLOAD_FILES
+from house_kge.data import DOWNLOAD_FILES, shipped_dataset
 
 from papers_common import InputError
 
@@ -85,21 +85,93 @@ def test_missing_split_and_missing_directory_are_errors(dataset_dir, tmp_path: P
         load_directory(tmp_path / "nowhere")
 
 
-def test_unknown_entity_in_test_is_dropped_and_counted(dataset_dir) -> None:
-    test = [*TEST, ("a", "likes", "zebra"), ("b", "hates", "c")]  # unseen entity; unseen relation
-    root = dataset_dir(TRAIN, [*VALID, ("zebra", "knows", "a")], test)
-    graph = load_directory(root)
+def unseen_dataset(dataset_dir) -> Path:
+    """Valid: one triple with an entity (zebra) that train never mentions; test: one more, and one with a relation
+    (hates) that train never mentions."""
+    test = [*TEST, ("a", "likes", "zebra"), ("b", "hates", "c")]
+    return dataset_dir(TRAIN, [*VALID, ("zebra", "knows", "a")], test)
+
+
+def test_unseen_entities_are_kept_and_ranked_by_default(dataset_dir) -> None:
+    """The official protocol: every entity of any split has an embedding and every test triple is ranked."""
+    graph = load_directory(unseen_dataset(dataset_dir))
+    assert graph.entities == ["a", "b", "c", "d", "zebra"]
+    assert graph.relations == ["likes", "knows", "hates"]
+    assert graph.valid.tolist() == [[0, 1, 2], [4, 1, 0]]
+    assert graph.test.tolist() == [[1, 0, 3], [3, 0, 0], [0, 0, 4], [1, 2, 2]]
+    assert graph.unseen == {"valid": 1, "test": 2}
+    assert graph.skipped == {}
+    assert graph.describe()["unseen"] == {"valid": 1, "test": 2}
+
+
+def test_unseen_entities_are_dropped_on_request(dataset_dir) -> None:
+    graph = load_directory(unseen_dataset(dataset_dir), unseen="drop")
     assert graph.skipped == {"valid": 1, "test": 2}
+    assert graph.unseen == {"valid": 1, "test": 2}
     assert graph.test.tolist() == [[1, 0, 3], [3, 0, 0]]
     assert graph.valid.tolist() == [[0, 1, 2]]
     assert graph.describe()["skipped"] == {"valid": 1, "test": 2}
+    assert graph.num_entities == 5  # the vocabulary does not depend on the choice
 
 
-def test_unknown_entity_with_strict_is_an_error(dataset_dir) -> None:
-    root = dataset_dir(TRAIN, VALID, [*TEST, ("a", "likes", "zebra")])
-    with pytest.raises(InputError, match=re.escape("test.txt")) as error:
-        load_directory(root, strict=True)
-    assert "zebra" in str(error.value)
+def test_unseen_entities_are_an_error_on_request(dataset_dir) -> None:
+    with pytest.raises(InputError, match=re.escape("valid.txt: triple 2 (zebra, knows, a)")):
+        load_directory(unseen_dataset(dataset_dir), unseen="error")
+    with pytest.raises(InputError, match="unseen must be one of keep, drop, error"):
+        load_directory(unseen_dataset(dataset_dir), unseen="ignore")  # type: ignore[arg-type]
+
+
+def test_test_entity_outside_the_dictionary_has_no_embedding(dataset_dir) -> None:
+    """With entities.dict, a test entity it lacks cannot be ranked: an error, unless such triples are dropped."""
+    root = dataset_dir(
+        TRAIN,
+        VALID,
+        [*TEST, ("a", "likes", "zebra")],
+        entities=["a", "b", "c", "d"],
+        relations=["likes", "knows"],
+    )
+    with pytest.raises(InputError, match=re.escape("test.txt: triple 3 (a, likes, zebra)")):
+        load_directory(root)
+    assert load_directory(root, unseen="drop").skipped == {"test": 1}
+
+
+def test_wn18rr_keeps_every_test_triple() -> None:
+    """WN18RR's official split: 210 of its 3,134 test triples mention an entity absent from training."""
+    root = Path(__file__).resolve().parents[4] / "shared" / "data" / "kg" / "wn18rr"  # beside the checkout
+    if not root.is_dir():
+        pytest.skip("no WN18RR copy in ../shared/data/kg")
+    graph = load_directory(root)
+    assert graph.test.shape == (3134, 3)
+    assert graph.unseen["test"] == 210
+    assert graph.num_entities == 40943
+
+
+def test_non_utf8_bytes_name_the_file_and_line(dataset_dir) -> None:
+    root = dataset_dir(TRAIN, VALID, TEST, entities=["a", "b", "c", "d"], relations=["likes", "knows"])
+    train = root / "train.txt"
+    train.write_bytes(train.read_bytes().replace(b"c\tknows", b"\xe7\tknows"))  # latin-1 "ç" on line 3
+    with pytest.raises(InputError, match=re.escape(f"{train}:3: not UTF-8 text (byte 0xe7 at column 1)")):
+        load_directory(root)
+    dataset_dir(TRAIN, VALID, TEST, entities=["a", "b", "c", "d"])
+    entities = root / "entities.dict"
+    entities.write_bytes(b"0\ta\n1\tb\n2\tgar\xe7on\n3\td\n")
+    with pytest.raises(InputError, match=re.escape(f"{entities}:3: not UTF-8 text (byte 0xe7 at column 6)")):
+        load_directory(root)
+
+
+@pytest.mark.parametrize(
+    ("name", "train"), [("countries_S1", 1111), ("countries_S2", 1063), ("countries_S3", 985)]
+)
+def test_countries_ship_with_the_package(name: str, train: int, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    graph = load_dataset(name)
+    assert (graph.name, graph.num_entities, graph.num_relations) == (name, 271, 2)
+    assert [len(graph.train), len(graph.valid), len(graph.test)] == [train, 24, 24]
+    assert graph.regions is not None
+    assert len(graph.regions) == 5
+    assert load_dataset(name.lower()).entities == graph.entities
+    shipped = shipped_dataset(name)
+    assert (shipped.parent / "README.md").is_file()  # the source and licence beside the files
 
 
 def test_entity_missing_from_the_dictionary_is_an_error_in_train(dataset_dir) -> None:

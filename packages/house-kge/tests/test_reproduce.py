@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from house_kge import TrainConfig, reproduce
 from house_kge.cli import app
+from house_kge.data import shipped_dataset
 
 from papers_common import load_results, preserved_global_state
 
@@ -81,9 +83,50 @@ def test_reproduce_measures_every_claim(
     assert any(m.startswith("patterns/composition: ") for m in messages)
 
 
-def test_reproduce_needs_the_countries_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert app.main(["reproduce", "--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "countries_S3" in capsys.readouterr().err
+def test_reproduce_runs_without_a_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fresh machine: Countries S3 from the copy shipped in the package, UMLS and Nations from PyKEEN."""
+    monkeypatch.setattr(reproduce, "QUICK", TINY)
+    monkeypatch.setenv("PYKEEN_HOME", str(tmp_path / "pykeen"))
+    out = tmp_path / "report"
+    assert app.main(["reproduce", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_dir"] is None
+    assert config["datasets"] == {
+        "umls": "pykeen.datasets.umls",
+        "nations": "pykeen.datasets.nations",
+        "countries_S3": str(shipped_dataset("countries_S3")),
+    }
+    results = load_results(out / "results.json")
+    assert [c.id for c in results.claims] == ["patterns", "umls-mrr", "nations-mrr", "countries-s3"]
+    # the shipped Countries S3: 24 test queries over its 5 regions, not a data folder's graph
+    runs = json.loads((out / "runs" / "countries_S3-house" / "config.json").read_text())
+    assert runs["dataset"] == {"name": "countries_S3", "entities": 271, "relations": 2, "train": 985, "valid": 24,
+                               "test": 24, "unseen": {}, "skipped": {}}  # fmt: skip
+
+
+def test_a_data_dir_overrides_the_shipped_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reproduce, "QUICK", TINY)
+    data = fake_data(tmp_path / "kg")
+    out = tmp_path / "report"
+    assert app.main(["reproduce", "--data-dir", str(data), "--out", str(out), "--device", "cpu"]) == 0
+    sources = json.loads((out / "config.json").read_text())["datasets"]
+    assert sources == {name: str(data / name) for name in ("umls", "nations", "countries_S3")}
+
+
+def test_reproduce_without_pykeen_or_a_data_dir_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):
+        return None if name.split(".")[0] == "pykeen" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert app.main(["reproduce", "--quick", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (
+        "house-kge: error: reproduce reads umls and nations from the pykeen wheel: pip install "
+        "'house-kge[reproduce]', or give --data-dir DIR holding umls/, nations/\n"
+    )
 
 
 def test_full_mode_adds_wn18rr_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from house_kge import (
     evaluate,
     learning_rate,
     load_trained,
+    sized_for,
     train,
 )
 
@@ -305,3 +306,14 @@ def test_batch_scope_regularises_only_the_batch_entities() -> None:
     assert not torch.equal(model.entity_norm(), expected)
     with pytest.raises(InputError, match="regularization_scope"):
         TrainConfig(regularization_scope="some")
+
+
+def test_sized_for_caps_batch_and_negatives_at_the_graph(make_cyclic_graph) -> None:
+    graph = make_cyclic_graph(num_entities=10, shifts=(1, 3), held_out=2)  # 16 training triples
+    config, capped = sized_for(TrainConfig(batch_size=512, negatives=128), graph)
+    assert (config.batch_size, config.negatives) == (16, 9)  # every entity but the true answer
+    assert capped == {"batch_size": (512, 16), "negatives": (128, 9)}
+    config, capped = sized_for(TrainConfig(negatives=128, filter_negatives=False), graph)
+    assert config.negatives == 10  # unfiltered draws may hit the true answer too
+    config, capped = sized_for(TrainConfig(batch_size=8, negatives=4), graph)
+    assert (config.batch_size, config.negatives, capped) == (8, 4, {})

@@ -22,7 +22,7 @@ from house_kge.models import VARIANTS, BlockModel, HousE, HousEConfig, Operators
 from house_kge.sampling import AnswerIndex, sample_negatives
 from house_kge.saved import load_trained, save_trained
 from house_kge.scoring import distance_to_all, distance_to_candidates
-from house_kge.train import TrainConfig, TrainResult, adversarial_loss, learning_rate, train
+from house_kge.train import TrainConfig, TrainResult, adversarial_loss, learning_rate, sized_for, train
 
 try:
     __version__ = version("house-kge")
@@ -59,6 +59,7 @@ __all__ = [
     "reflection_chain",
     "sample_negatives",
     "save_trained",
+    "sized_for",
     "subsampling_weights",
     "train",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from house_kge import __version__
+from house_kge.data import Unseen
 from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
 
 if TYPE_CHECKING:
@@ -60,8 +61,10 @@ class TrainArgs(RunArgs):
     )
     eval_every: int = option(0, help="validation metrics every N steps (0: only the final test evaluation)")
     checkpoint_every: int = option(1000, help="checkpoint every N steps")
-    strict: bool = option(
-        False, help="error on valid/test triples with unseen entities instead of skipping them"
+    unseen: Unseen = option(
+        "keep",
+        help="valid/test triples whose entities or relations never occur in training: keep and rank them (the "
+        "official protocol), drop them, or stop with an error",
     )
 
 
@@ -99,7 +102,9 @@ class ReproduceArgs(RunArgs):
         True, help="minutes on a CPU (--full: larger models and WN18RR)", flags=("--quick", "--full")
     )
     data_dir: Path | None = option(
-        None, help="folder with countries_S3/ (needed), umls/, nations/ and, for --full, wn18rr/"
+        None,
+        help="folder whose countries_S3/, umls/, nations/ replace the shipped and PyKEEN copies; for --full, its "
+        "wn18rr/ adds the WN18RR claim",
     )
 
 
@@ -126,7 +131,9 @@ def _trained(path: Path, device: str | torch.device) -> tuple[BlockModel, Knowle
         )
     config = json.loads(config_path.read_text(encoding="utf-8"))
     source = config["command_line"]
-    graph = load_dataset(source["dataset"], data_dir=source["data_dir"], strict=source["strict"])
+    # a 0.1.0 run dropped unseen valid/test triples unless it was --strict
+    unseen = source.get("unseen") or ("error" if source.get("strict") else "drop")
+    graph = load_dataset(source["dataset"], data_dir=source["data_dir"], unseen=unseen)
     cls = {"HousE": HousE, "RotatE": RotatE}[config["model_class"]]
     return cls.from_pretrained(root / "checkpoints", map_location=device), graph
 
@@ -138,15 +145,16 @@ def train(args: TrainArgs) -> None:
     from house_kge.evaluation import countries_auc_pr, evaluate
     from house_kge.models import HousE, HousEConfig, RotatE, RotatEConfig
     from house_kge.sampling import AnswerIndex
-    from house_kge.train import TrainConfig
+    from house_kge.train import TrainConfig, sized_for
     from house_kge.train import train as fit
 
     seed_everything(args.seed)
     device = pick_device(args.device)
-    graph = load_dataset(args.dataset, data_dir=args.data_dir, strict=args.strict)
-    for split, count in graph.skipped.items():
+    graph = load_dataset(args.dataset, data_dir=args.data_dir, unseen=args.unseen)
+    for split, count in graph.unseen.items():
+        what = "skipped" if args.unseen == "drop" else "kept and ranked"
         print(
-            f"note: skipped {count} {split} triples with entities or relations unseen in training (--strict: error)"
+            f"note: {count} {split} triples have entities or relations unseen in training: {what} (--unseen)"
         )
     preset = paper_config(args.paper_config) if args.paper_config else {"model": {}, "train": {}}
     model_settings = {"dim": args.dim, "k": args.k, "reflections": args.reflections, "projections": args.projections,
@@ -164,10 +172,12 @@ def train(args: TrainArgs) -> None:
                       "negatives": args.negatives, "alpha": args.alpha, "lr": args.lr, "warm_up": args.warm_up,
                       "regularization": args.regularization, "filter_negatives": args.filter_negatives,
                       "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every, **preset["train"]}  # fmt: skip
-    config = TrainConfig(**train_settings)
+    config, capped = sized_for(TrainConfig(**train_settings), graph)
+    for name, (asked, used) in capped.items():
+        print(f"note: --{name.replace('_', '-')} {asked} capped at {used} for {graph.name}")
     run = RunDir(args.out)
     result = fit(model, graph, config, seed=args.seed, device=device, run=run,
-                 extra_config={"command_line": to_jsonable(args)})  # fmt: skip
+                 extra_config={"command_line": to_jsonable(args), "capped": capped})  # fmt: skip
     metrics = evaluate(
         model,
         graph.test,

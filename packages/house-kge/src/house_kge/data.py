@@ -2,8 +2,11 @@
 
 This is the layout of WN18RR, FB15k-237, YAGO3-10 and Countries in the RotatE toolkit. ``entities.dict`` and
 ``relations.dict`` (``id<TAB>name``) fix the id order when present; otherwise ids follow first appearance in
-train, valid, test. Named datasets: ``nations``, ``umls``, ``kinships`` from the files bundled in the ``pykeen``
-wheel (optional dependency), or any of them from ``--data-dir``.
+train, valid, test. Every entity of the vocabulary gets an embedding, and by default every valid/test triple is
+kept, also those whose entities never occur in training (the official protocol: WN18RR ranks all 3,134 test
+triples). Named datasets: ``countries_S1``, ``countries_S2``, ``countries_S3`` shipped in this package
+(``house_kge/datasets``), ``nations``, ``umls``, ``kinships`` from the files bundled in the ``pykeen`` wheel
+(optional dependency), or any of them from ``--data-dir``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -22,6 +27,11 @@ LOGGER = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 PYKEEN_DATASETS = {"nations": "nations", "umls": "umls", "kinships": "kinships"}
+SHIPPED_DATASETS = ("countries_S1", "countries_S2", "countries_S3")
+"""Datasets inside this package (``house_kge/datasets/<name>``; source and licence in its README.md)."""
+
+Unseen = Literal["keep", "drop", "error"]
+UNSEEN_CHOICES: tuple[str, ...] = get_args(Unseen)
 
 
 @dataclass
@@ -29,8 +39,9 @@ class KnowledgeGraph:
     """Id triples ``(n, 3)`` (int64: head, relation, tail) per split, with the id ↔ name maps.
 
     Attributes:
-        skipped: per split, the number of valid/test triples dropped because an entity or relation never
-            occurs in training data (reported, or an error with ``strict=True``).
+        unseen: per split, the number of valid/test triples with an entity or relation that never occurs in
+            training (kept and ranked with ``unseen="keep"``, the default).
+        skipped: per split, the number of those triples dropped (``unseen="drop"``).
         regions: entity ids of the Countries region candidates (``regions.list``), if present.
     """
 
@@ -42,6 +53,7 @@ class KnowledgeGraph:
     test: torch.Tensor
     skipped: dict[str, int] = field(default_factory=dict)
     regions: torch.Tensor | None = None
+    unseen: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_entities(self) -> int:
@@ -73,24 +85,38 @@ class KnowledgeGraph:
             "entities": self.num_entities,
             "relations": self.num_relations,
             **{split: int(getattr(self, split).shape[0]) for split in SPLITS},
+            "unseen": self.unseen,
             "skipped": self.skipped,
         }
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``; bytes that are not UTF-8 are an error naming the file, line and column."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x} at column {column}); save the file "
+            "as UTF-8"
+        ) from None
 
 
 def read_triples(path: Path) -> list[tuple[str, str, str]]:
     """Label triples from a tab-separated file; a line without exactly three fields is an error naming it."""
     triples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3 or not all(f.strip() for f in fields):
-                raise InputError(
-                    f"{path}:{number}: expected head<TAB>relation<TAB>tail, found {len(fields)} field(s): {line[:80]!r}"
-                )
-            triples.append((fields[0].strip(), fields[1].strip(), fields[2].strip()))
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not all(f.strip() for f in fields):
+            raise InputError(
+                f"{path}:{number}: expected head<TAB>relation<TAB>tail, found {len(fields)} field(s): {line[:80]!r}"
+            )
+        triples.append((fields[0].strip(), fields[1].strip(), fields[2].strip()))
     if not triples:
         raise InputError(f"{path}: no triples in this file")
     return triples
@@ -99,30 +125,33 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
 def read_dictionary(path: Path) -> list[str]:
     """Names ordered by id from an ``id<TAB>name`` file; ids must be 0..n−1."""
     entries: dict[int, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != 2 or not fields[0].strip().isdigit():
-                raise InputError(f"{path}:{number}: expected id<TAB>name, found {line.strip()[:80]!r}")
-            entries[int(fields[0])] = fields[1].strip()
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) != 2 or not fields[0].strip().isdigit():
+            raise InputError(f"{path}:{number}: expected id<TAB>name, found {line.strip()[:80]!r}")
+        entries[int(fields[0])] = fields[1].strip()
     if sorted(entries) != list(range(len(entries))):
         raise InputError(f"{path}: ids must be 0..{len(entries) - 1} without gaps")
     return [entries[i] for i in range(len(entries))]
 
 
 def load_directory(
-    directory: str | os.PathLike[str], *, name: str | None = None, strict: bool = False
+    directory: str | os.PathLike[str], *, name: str | None = None, unseen: Unseen = "keep"
 ) -> KnowledgeGraph:
     """Read a dataset directory (see the module docstring).
 
     Args:
         directory: holds train.txt, valid.txt, test.txt (and optionally entities.dict, relations.dict,
             regions.list).
-        strict: raise on valid/test triples with entities or relations unseen in training instead of dropping
-            and counting them.
+        unseen: what becomes of valid/test triples with an entity or relation that never occurs in training:
+            ``keep`` them (the official protocol; their embeddings are trained only as sampled negatives),
+            ``drop`` them (counted in ``skipped``), or raise an ``error`` naming the first one. Either way they
+            are counted in ``unseen``.
     """
+    if unseen not in UNSEEN_CHOICES:
+        raise InputError(f"unseen must be one of {', '.join(UNSEEN_CHOICES)}, got {unseen!r}")
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset directory")
@@ -143,32 +172,36 @@ def load_directory(
     relation_ids = {r: i for i, r in enumerate(relations)}
     seen_entities = {e for h, _, t in labelled["train"] for e in (h, t)}
     seen_relations = {r for _, r, _ in labelled["train"]}
-    splits, skipped = {}, {}
+    splits, unseen_counts, skipped = {}, {}, {}
     for split in SPLITS:
         rows = []
-        dropped = 0
+        novel = 0
         for number, (h, r, t) in enumerate(labelled[split], start=1):
-            known = h in entity_ids and t in entity_ids and r in relation_ids
+            in_vocabulary = h in entity_ids and t in entity_ids and r in relation_ids
+            if not in_vocabulary and (split == "train" or unseen != "drop"):
+                raise InputError(
+                    f"{root / f'{split}.txt'}: triple {number} ({h}, {r}, {t}) has an entity or relation not in "
+                    "entities.dict/relations.dict, so no embedding to rank"
+                    + ("" if split == "train" else " (--unseen drop skips it)")
+                )
             if split != "train" and not (h in seen_entities and t in seen_entities and r in seen_relations):
-                known = False
-            if not known:
-                if split == "train" or strict:
+                if unseen == "error":
                     raise InputError(
-                        f"{root / f'{split}.txt'}: triple {number} ({h}, {r}, {t}) has an entity or relation not in the dictionaries or the training data"
+                        f"{root / f'{split}.txt'}: triple {number} ({h}, {r}, {t}) has an entity or relation that "
+                        "never occurs in train.txt (--unseen keep ranks it, --unseen drop skips it)"
                     )
-                dropped += 1
-                continue
+                novel += 1
+                if unseen == "drop":
+                    continue
             rows.append((entity_ids[h], relation_ids[r], entity_ids[t]))
         splits[split] = torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
-        if dropped:
-            skipped[split] = dropped
+        if novel:
+            unseen_counts[split] = novel
+            if unseen == "drop":
+                skipped[split] = novel
     regions = None
     if (root / "regions.list").is_file():
-        names = [
-            line.strip()
-            for line in (root / "regions.list").read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        names = [line.strip() for line in read_text(root / "regions.list").splitlines() if line.strip()]
         missing = [n for n in names if n not in entity_ids]
         if missing:
             raise InputError(f"{root / 'regions.list'}: unknown entities {missing}")
@@ -182,6 +215,7 @@ def load_directory(
         splits["test"],
         skipped,
         regions,
+        unseen_counts,
     )
     LOGGER.info(
         "read %s: %d entities, %d relations, %s train/valid/test triples",
@@ -235,33 +269,43 @@ def download_dataset(name: str, *, base_url: str | None = None, root: Path | Non
     return target
 
 
+def shipped_dataset(name: str) -> Path:
+    """The folder of a dataset shipped in this package (:data:`SHIPPED_DATASETS`, any letter case)."""
+    folder = {n.lower(): n for n in SHIPPED_DATASETS}.get(name.lower())
+    if folder is None:
+        raise InputError(f"{name!r} is not shipped with house-kge (shipped: {', '.join(SHIPPED_DATASETS)})")
+    return Path(str(files("house_kge") / "datasets" / folder))
+
+
 def load_dataset(
-    name: str, *, data_dir: str | os.PathLike[str] | None = None, strict: bool = False
+    name: str, *, data_dir: str | os.PathLike[str] | None = None, unseen: Unseen = "keep"
 ) -> KnowledgeGraph:
     """A dataset by name: ``<data_dir>/<name>`` when ``data_dir`` is given (or ``name`` is itself a directory),
-    else wn18rr / fb15k-237 downloaded into the cache on first use (:func:`download_dataset`), else the copy bundled
-    with PyKEEN (nations, umls, kinships)."""
+    else Countries S1–S3 shipped in this package, else wn18rr / fb15k-237 downloaded into the cache on first use
+    (:func:`download_dataset`), else the copy bundled with PyKEEN (nations, umls, kinships). ``unseen`` as in
+    :func:`load_directory`."""
     if data_dir is not None:
-        return load_directory(Path(data_dir) / name, name=name, strict=strict)
+        return load_directory(Path(data_dir) / name, name=name, unseen=unseen)
     if Path(name).is_dir():
-        return load_directory(name, strict=strict)
+        return load_directory(name, unseen=unseen)
+    if name.lower() in {n.lower() for n in SHIPPED_DATASETS}:
+        return load_directory(shipped_dataset(name), unseen=unseen)
     if name in DOWNLOADS:
-        return load_directory(download_dataset(name), name=name, strict=strict)
+        return load_directory(download_dataset(name), name=name, unseen=unseen)
     if name not in PYKEEN_DATASETS:
         raise InputError(
             f"unknown dataset {name!r}: give --data-dir DIR holding {name}/train.txt, or a directory path, or one of "
-            f"{', '.join([*DOWNLOADS, *PYKEEN_DATASETS])} (downloaded on first use; the last three bundled with the "
-            "optional pykeen dependency)"
+            f"{', '.join([*SHIPPED_DATASETS, *DOWNLOADS, *PYKEEN_DATASETS])} (the first three shipped with "
+            "house-kge, the next two downloaded on first use, the last three bundled with the optional pykeen "
+            "dependency)"
         )
     try:
-        from importlib.resources import files
-
         root = files(f"pykeen.datasets.{PYKEEN_DATASETS[name]}")
     except ModuleNotFoundError:
         raise InputError(
             f"dataset {name!r} is read from the pykeen wheel: pip install 'house-kge[pykeen]', or give --data-dir"
         ) from None
-    return load_directory(Path(str(root)), name=name, strict=strict)
+    return load_directory(Path(str(root)), name=name, unseen=unseen)
 
 
 def subsampling_weights(triples: torch.Tensor, num_relations: int) -> torch.Tensor:

@@ -123,6 +123,7 @@ def load_trained(
         test=splits["test"].long(),
         skipped=dict(description.get("skipped") or {}),
         regions=None if regions is None else torch.tensor([ids[r] for r in regions], dtype=torch.long),
+        unseen=dict(description.get("unseen") or {}),
     )
     return model, graph
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -84,6 +84,26 @@ class TrainConfig:
     @property
     def first_drop(self) -> int:
         return self.warm_up if self.warm_up is not None else self.steps // 2
+
+
+def sized_for(config: TrainConfig, graph: KnowledgeGraph) -> tuple[TrainConfig, dict[str, tuple[int, int]]]:
+    """``config`` with the batch capped at the number of training triples and the negatives at the number of
+    distinct candidates (E − 1 when true triples are filtered out, as the true answer is then never drawn; else E);
+    and ``{field: (asked, used)}`` for each capped field.
+
+    Benchmark defaults (batch 512, 128 negatives) on a graph of a few dozen triples would otherwise score the same
+    entities many times over in every step.
+    """
+    limits = {
+        "batch_size": max(1, graph.train.shape[0]),
+        "negatives": max(1, graph.num_entities - 1 if config.filter_negatives else graph.num_entities),
+    }
+    capped = {
+        name: (getattr(config, name), limit)
+        for name, limit in limits.items()
+        if getattr(config, name) > limit
+    }
+    return replace(config, **{name: used for name, (_, used) in capped.items()}), capped
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -197,7 +217,7 @@ def train(
             group["lr"] = rate
         rows = next_batch()
         batch = positives[rows]
-        direction = "head" if step % 2 == 0 else "tail"  # the toolkit starts with a head-batch
+        direction = "head" if step % 2 == 0 else "tail"  # the toolkit starts with a tail-batch (README)
         known = batch[:, 2] if direction == "head" else batch[:, 0]
         target = batch[:, 0] if direction == "head" else batch[:, 2]
         negatives = sample_negatives(known, batch[:, 1], config.negatives, graph.num_entities, direction,
