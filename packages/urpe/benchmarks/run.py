@@ -45,16 +45,20 @@ METHODS = ("urpe", "urpe-chunked", "rpe", "sdpa-bias")
 def _build(method: str, embed: int, heads: int, max_len: int, device: torch.device) -> torch.nn.Module:
     if method.startswith("urpe"):
         return URPEAttention(
-            embed, heads, max_len=max_len, chunk_size=max_len // 4 if method == "urpe-chunked" else None
+            embed,
+            heads,
+            batch_first=True,
+            max_len=max_len,
+            chunk_size=max_len // 4 if method == "urpe-chunked" else None,
         ).to(device)
-    return RPEAttention(embed, heads, max_len=max_len).to(device)
+    return RPEAttention(embed, heads, batch_first=True, max_len=max_len).to(device)
 
 
 def _step(method: str, module: torch.nn.Module, x: torch.Tensor) -> None:
     if method == "sdpa-bias":
         assert isinstance(module, RPEAttention)
         b, length, _ = x.shape
-        q, k, v = (module._heads(proj(x)) for proj in (module.q_proj, module.k_proj, module.v_proj))
+        q, k, v = (module._heads(t) for t in module._project(x, x, x, self_attention=True))
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=module.bias_table(length, length).unsqueeze(0)
         )

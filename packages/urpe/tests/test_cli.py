@@ -255,6 +255,28 @@ def test_bad_input_exits_2_with_a_message(
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr", "nan"], "lr must be a finite non-negative number, got nan"),
+        (["--lr", "inf"], "lr must be a finite non-negative number, got inf"),
+        (["--dropout", "nan"], "dropout must be a probability in [0, 1], got nan"),
+        (["--dropout", "1.5"], "dropout must be a probability in [0, 1], got 1.5"),
+        (["--dropout=-0.5"], "dropout must be a probability in [0, 1], got -0.5"),
+    ],
+)
+def test_bad_numbers_exit_2_before_a_run_directory_exists(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = app.main(["train", "--steps", "2", *SMALL, "--out", str(tmp_path / "run"), *argv])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("urpe: error:")
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
     "argv", [["train", "--position", "sinusoidal"], ["train", "--steps", "many"], ["fly"]]
 )
 def test_unparseable_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -207,6 +207,8 @@ def test_tokens_must_be_a_2d_long_tensor() -> None:
         ({"num_layers": 0}, "num_layers"),
         ({"num_heads": 0}, "num_heads"),
         ({"vocab_size": 0}, "vocab_size"),
+        ({"dropout": float("nan")}, "dropout must be a probability"),
+        ({"attention_dropout": 1.5}, "attention_dropout must be a probability"),
     ],
 )
 def test_invalid_config(overrides: dict[str, object], message: str) -> None:

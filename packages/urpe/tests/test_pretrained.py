@@ -136,6 +136,29 @@ def test_a_training_checkpoint_of_the_old_layout_loads(tmp_path: Path) -> None:
     assert trained.text == {}
 
 
+@pytest.mark.parametrize("name", ["urpe", "urpe-unshared", "rpe-causal"])
+def test_weights_with_the_0_1_0_attention_names_load(tmp_path: Path, name: str) -> None:
+    """urpe 0.1.0 stored ``q_proj``/``k_proj``/``v_proj`` linear layers where 0.2.0 has ``in_proj_weight/bias``."""
+    torch.manual_seed(8)
+    model = perturb(TransformerModel(small(**CONFIGS[name]))).eval()
+    folder = model.save_pretrained(tmp_path / "model")
+    stored = load_file(str(folder / "model.safetensors"))
+    old: dict[str, torch.Tensor] = {}
+    for key, value in stored.items():
+        if key.endswith(("in_proj_weight", "in_proj_bias")):
+            prefix, _, kind = key.rpartition(".")
+            for part, piece in zip("qkv", value.chunk(3), strict=True):
+                old[f"{prefix}.{part}_proj.{kind.removeprefix('in_proj_')}"] = piece.contiguous()
+        else:
+            old[key] = value
+    assert not any("in_proj" in key for key in old)
+    save_file(old, str(folder / "model.safetensors"))
+    loaded = TransformerModel.from_pretrained(folder).eval()
+    x = tokens()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
 def test_load_trained_needs_the_task_of_an_encoder(tmp_path: Path) -> None:
     TransformerModel(small()).save_pretrained(tmp_path / "model")
     with pytest.raises(InputError, match="without its synthetic task"):

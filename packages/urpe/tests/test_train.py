@@ -43,6 +43,8 @@ def test_schedule_warms_up_then_decays_to_zero() -> None:
         ({"log_every": 0}, "log_every"),
         ({"checkpoint_every": -5}, "checkpoint_every"),
         ({"lr": -1e-3}, "lr"),
+        ({"lr": float("nan")}, "lr must be a finite"),
+        ({"weight_decay": float("inf")}, "weight_decay must be a finite"),
     ],
 )
 def test_invalid_schedule(overrides: dict[str, float], name: str) -> None:

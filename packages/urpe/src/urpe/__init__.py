@@ -10,7 +10,7 @@ from importlib.metadata import version
 from urpe.attention import combine_masks, urpe_attention
 from urpe.errors import SequenceTooLongError, ShapeError
 from urpe.model import TransformerConfig, TransformerModel
-from urpe.modules import RPEAttention, URPEAttention
+from urpe.modules import RPEAttention, URPEAttention, replace_multihead_attention
 from urpe.relative_position import RelativePositionTable, relative_offsets, t5_bucket
 from urpe.tasks import SyntheticTask
 from urpe.text import TextCorpus
@@ -44,6 +44,7 @@ __all__ = [
     "evaluate_synthetic",
     "load_trained",
     "relative_offsets",
+    "replace_multihead_attention",
     "t5_bucket",
     "train_lm",
     "train_synthetic",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from papers_common import InputError
 from urpe.model import Position, TransformerConfig, TransformerModel
 from urpe.relative_position import Mode
 from urpe.tasks import SyntheticTask
@@ -22,6 +23,10 @@ class ModelSize:
     rel_mode: Mode = "unique"
     num_buckets: int = 32
     max_distance: int = 128
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout <= 1.0:  # also refuses NaN
+            raise InputError(f"dropout must be a probability in [0, 1], got {self.dropout}")
 
 
 def synthetic_model(task: SyntheticTask, position: Position, size: ModelSize) -> TransformerModel:

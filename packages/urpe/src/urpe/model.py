@@ -47,6 +47,9 @@ class TransformerConfig:
         for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers", "ffn_dim"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:  # also refuses NaN
+                raise InputError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if self.d_model % self.num_heads:
             raise InputError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
 
@@ -153,12 +156,15 @@ class TransformerModel(nn.Module, Pretrained):
                 c.d_model,
                 c.num_heads,
                 c.attention_dropout,
+                batch_first=True,
                 bias_table=shared_b,
                 toeplitz_table=shared_c,
                 **table,
             )
         if c.position == "rpe":
-            return RPEAttention(c.d_model, c.num_heads, c.attention_dropout, bias_table=shared_b, **table)
+            return RPEAttention(
+                c.d_model, c.num_heads, c.attention_dropout, batch_first=True, bias_table=shared_b, **table
+            )
         return nn.MultiheadAttention(c.d_model, c.num_heads, dropout=c.attention_dropout, batch_first=True)
 
     @staticmethod
@@ -168,6 +174,10 @@ class TransformerModel(nn.Module, Pretrained):
             nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, RPEAttention) and module.in_proj_weight is not None:
+            nn.init.normal_(module.in_proj_weight, std=0.02)
+            if module.in_proj_bias is not None:
+                nn.init.zeros_(module.in_proj_bias)
 
     def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """tokens: ``(batch, L)`` long; padding_mask: ``(batch, L)`` bool, True at padding. Returns ``(batch, L, classes)``."""

@@ -68,10 +68,9 @@ class Schedule:
         ):
             if getattr(self, name) < least:
                 raise InputError(f"{name} must be at least {least}, got {getattr(self, name)}")
-        if self.lr < 0 or self.weight_decay < 0:
-            raise InputError(
-                f"lr and weight_decay must be non-negative, got {self.lr} and {self.weight_decay}"
-            )
+        for name in ("lr", "weight_decay"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise InputError(f"{name} must be a finite non-negative number, got {getattr(self, name)}")
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of ``lr`` after ``step`` updates: linear warm-up, then linear decay to 0 at ``steps``."""
