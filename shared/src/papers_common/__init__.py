@@ -1,7 +1,8 @@
 """papers_common: the thin common layer of the papers packages.
 
 Seeds and devices, run directories, atomic writes, safe checkpoints, progress bars, the results/bench report
-contract and a uniform command line. No models and no training loops live here.
+contract and a uniform command line; for the two PINN packages, their shared tanh MLP (with its exact forward
+Laplacian) and the Cole–Hopf reference of their common HJB benchmark. No training loops live here.
 
 Importing papers_common is cheap: torch, matplotlib, tqdm and jsonschema are imported only when a function needs them.
 """
@@ -29,10 +30,12 @@ _EXPORTS = {
         "capture_rng",
         "restore_rng",
     ],
+    "colehopf": ["TestSet", "cole_hopf"],
     "errors": ["InputError", "SchemaError", "UnsafeCheckpointError"],
     "isolation": ["run_isolated", "emit_result"],
     "plotting": ["plot_lines", "plot_bars"],
     "pretrained": ["Pretrained", "pretrained_extra"],
+    "mlp": ["MLP", "MLPConfig"],
     "monitoring": ["configure_logging", "progress", "progress_enabled"],
     "report": [
         "Paper",
@@ -91,8 +94,10 @@ if TYPE_CHECKING:
         restore_rng,
         save_checkpoint,
     )
+    from papers_common.colehopf import TestSet, cole_hopf
     from papers_common.errors import InputError, SchemaError, UnsafeCheckpointError
     from papers_common.isolation import emit_result, run_isolated
+    from papers_common.mlp import MLP, MLPConfig
     from papers_common.monitoring import configure_logging, progress, progress_enabled
     from papers_common.plotting import plot_bars, plot_lines
     from papers_common.pretrained import Pretrained, pretrained_extra

@@ -8,12 +8,12 @@ products, forward Laplacian), the paper's PDE benchmarks with exact or Monte Car
 
 from importlib.metadata import PackageNotFoundError, version
 
+from papers_common import MLP, MLPConfig, TestSet, cole_hopf
 from pinn_stein.derivatives import METHODS, SMOOTHED_METHODS, Method, derivatives, model_value
 from pinn_stein.errors import TrainingDiverged
 from pinn_stein.exact import exact_derivatives
 from pinn_stein.fields import Derivatives
 from pinn_stein.loss import physics_loss, sample_batch
-from pinn_stein.network import MLP, MLPConfig
 from pinn_stein.pdes import (
     HJBLQG,
     PDE,
@@ -25,7 +25,7 @@ from pinn_stein.pdes import (
     make_pde,
     pde_from_description,
 )
-from pinn_stein.reference import TestSet, cached_test_set, cole_hopf, make_test_set
+from pinn_stein.reference import cached_test_set, make_test_set
 from pinn_stein.smoothing import Smoothing, smoothed_value
 from pinn_stein.stein import stein_vanilla, stein_variance_reduced
 from pinn_stein.timing import iteration_seconds

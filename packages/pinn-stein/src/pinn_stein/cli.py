@@ -120,7 +120,7 @@ def _pde(name: str, dim: int) -> PDE:
 
 @app.command("train", TrainArgs, help="train a network on a PDE and report relative L1/L2 test errors")
 def train(args: TrainArgs) -> None:
-    from pinn_stein.network import MLP, MLPConfig
+    from papers_common import MLP, MLPConfig
     from pinn_stein.reference import TestSet, cached_test_set
     from pinn_stein.train import TrainConfig
     from pinn_stein.train import train as fit

@@ -6,7 +6,7 @@ Four ways to get the Laplacian Δ_x of a scalar network, all returning :class:`~
   then d more reverse passes with ``create_graph=True``, one per diagonal entry ∂²u/∂x_i².
 - ``hvp``: forward-over-reverse Hessian-vector products against the d basis vectors, batched with
   ``torch.func.vmap`` (works for any module).
-- ``forward``: the forward Laplacian of :meth:`pinn_stein.network.MLP.forward_laplacian` (MLP only, fastest).
+- ``forward``: the forward Laplacian of :meth:`papers_common.MLP.forward_laplacian` (MLP only, fastest).
 - ``hutchinson``: the unbiased estimate mean_k v_kᵀ H v_k with K Rademacher probes (randomised, not exact).
 
 Given ``noise`` of shape ``(N, B, D)``, the function differentiated is the Monte Carlo smoothed model
@@ -21,9 +21,8 @@ import torch
 from torch import nn
 from torch.func import grad_and_value, jvp, vmap
 
-from papers_common import InputError
+from papers_common import MLP, InputError
 from pinn_stein.fields import Derivatives, check_points, network_input, scalar_output
-from pinn_stein.network import MLP
 
 ExactMethod = Literal["loop", "hvp", "forward", "hutchinson"]
 
@@ -129,7 +128,7 @@ def exact_derivatives(
     elif how == "forward":
         if not isinstance(g, MLP):
             raise InputError(
-                f"the forward Laplacian needs a pinn_stein.MLP, got {type(g).__name__}; use how='hvp' for any module"
+                f"the forward Laplacian needs a pinn_stein.MLP (papers_common.MLP), got {type(g).__name__}; use how='hvp' for any module"
             )
         inputs = z if noise is None else (z + noise).reshape(-1, z.shape[1])
         u, grad, laplacian = g.forward_laplacian(inputs, dim)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from papers_common import progress
+from papers_common import MLP, MLPConfig, progress
 from pinn_stein.derivatives import Method
-from pinn_stein.network import MLP, MLPConfig
 from pinn_stein.pdes import Heat
 from pinn_stein.smoothing import Smoothing, gaussian_noise
 from pinn_stein.stein import stein_vanilla, stein_variance_reduced

@@ -21,11 +21,22 @@ from typing import Any
 
 import torch
 
-from papers_common import Baseline, Claim, Paper, Results, RunDir, claim, plot_lines, progress, write_results
+from papers_common import (
+    MLP,
+    Baseline,
+    Claim,
+    MLPConfig,
+    Paper,
+    Results,
+    RunDir,
+    claim,
+    plot_lines,
+    progress,
+    write_results,
+)
 from pinn_stein import __version__
 from pinn_stein.derivatives import Method
 from pinn_stein.experiments import Cost, EstimatorError, cost_sweep, crossover, estimator_errors
-from pinn_stein.network import MLP, MLPConfig
 from pinn_stein.pdes import Heat
 from pinn_stein.reference import make_test_set
 from pinn_stein.train import TrainConfig, train

@@ -7,10 +7,9 @@ import time
 
 import torch
 
-from papers_common import progress
+from papers_common import MLP, MLPConfig, progress
 from pinn_stein.derivatives import Method
 from pinn_stein.loss import physics_loss, sample_batch
-from pinn_stein.network import MLP, MLPConfig
 from pinn_stein.pdes import PDE
 from pinn_stein.smoothing import Smoothing
 

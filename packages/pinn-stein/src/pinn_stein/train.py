@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from papers_common import (
+    MLP,
     InputError,
     RunDir,
     progress,
@@ -28,7 +29,6 @@ from pinn_stein.derivatives import SMOOTHED_METHODS, Method, check_method, model
 from pinn_stein.errors import TrainingDiverged
 from pinn_stein.fields import network_input, scalar_output
 from pinn_stein.loss import physics_loss, sample_batch
-from pinn_stein.network import MLP
 from pinn_stein.pdes import PDE
 from pinn_stein.reference import TestSet
 from pinn_stein.smoothing import Smoothing

@@ -26,9 +26,8 @@ from typing import Any
 
 import torch
 
-from papers_common import InputError, Pretrained, load_checkpoint, pretrained_extra
+from papers_common import MLP, InputError, Pretrained, load_checkpoint, pretrained_extra
 from pinn_stein.derivatives import Method, check_method, model_value
-from pinn_stein.network import MLP
 from pinn_stein.pdes import PDE, pde_from_description
 from pinn_stein.reference import TestSet, make_test_set
 from pinn_stein.smoothing import Smoothing

@@ -1,9 +1,12 @@
-"""The solution network g_θ: a tanh multilayer perceptron, as in the paper's code, rebuilt from its JSON config.
+"""The tanh multilayer perceptron of physics-informed networks, with its exact forward Laplacian.
 
+The PINN packages (pinn-stein, pinn-linf) train the same network as their papers' code: ``[in_dim] + [width] *
+depth + [1]`` linear layers with tanh between them, PyTorch's default initialisation, time as the last input.
 Besides the ordinary forward pass, :meth:`MLP.forward_laplacian` propagates values, input Jacobians and
-Laplacians through the layers together (the "forward Laplacian" of Li et al., 2023): the exact Laplacian of g in
-one forward pass whose cost grows like d·width² per point, with no second-order backward graph. It is the fastest
-exact method this package offers and the fair exact baseline against which Stein estimators are timed.
+Laplacians through the layers together (the "forward Laplacian" of Li et al., 2023): the exact Laplacian in one
+forward pass whose cost grows like d·width² per point, with no second-order backward graph. Everything it
+returns is an ordinary differentiable tensor, so losses built from it can be differentiated again, in the
+parameters or in the inputs.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from papers_common import InputError, Pretrained
+from papers_common.errors import InputError
+from papers_common.pretrained import Pretrained
 
 
 @dataclass(frozen=True)
 class MLPConfig:
     """Layer sizes of ``[in_dim] + [width] * depth + [1]`` with tanh between linear layers.
 
-    ``in_dim`` is d for time-independent problems and d + 1 (time last) otherwise. The paper's Heat-100 network
-    is ``MLPConfig(101, 256, 3)`` and its HJB-250 network ``MLPConfig(251, 768, 3)``.
+    ``in_dim`` is d for time-independent problems and d + 1 (time last) otherwise. pinn-stein's Heat-100 network
+    is ``MLPConfig(101, 256, 3)``, pinn-stein's HJB-250 network ``MLPConfig(251, 768, 3)`` and the L∞-PINN
+    paper's HJB-100 network ``MLPConfig(101, 4096, 3)``.
     """
 
     in_dim: int
@@ -36,10 +41,10 @@ class MLPConfig:
 
 
 class MLP(nn.Module, Pretrained):
-    """tanh MLP ``(n, in_dim) -> (n, 1)``, PyTorch's default (uniform fan-in) initialisation, as the paper's code.
+    """tanh MLP ``(n, in_dim) -> (n, 1)``, PyTorch's default (uniform fan-in) initialisation, as the papers' code.
 
     ``save_pretrained`` / ``from_pretrained`` (from :class:`papers_common.Pretrained`) store the config under
-    ``"network"``, as training checkpoints do.
+    ``"network"``, as the PINN packages' training checkpoints do.
     """
 
     config_class = MLPConfig
@@ -64,28 +69,28 @@ class MLP(nn.Module, Pretrained):
 
         Each hidden quantity h carries (h, J = ∂h/∂z, L = Σ_{i<k} ∂²h/∂z_i²). A linear layer maps them by W;
         tanh maps them by a = tanh(h): J ← a'·J, L ← a'·L + a''·Σ_{i<k} J_i² with a' = 1 − a², a'' = −2a·a'.
+        J is kept as ``(n, in_dim, units)`` so that each layer is one matrix product over n·in_dim rows.
 
         Args:
             z: ``(n, in_dim)`` inputs.
             laplace_dims: k, the number of leading (spatial) inputs the Laplacian sums over.
 
         Returns:
-            ``(n,)`` values, ``(n, in_dim)`` gradients, ``(n,)`` Laplacians; all differentiable in θ.
+            ``(n,)`` values, ``(n, in_dim)`` gradients, ``(n,)`` Laplacians; all differentiable in θ and in z.
         """
-        n, inputs = z.shape
-        value = z
-        jac = torch.eye(inputs, dtype=z.dtype, device=z.device).expand(
-            n, inputs, inputs
-        )  # (n, units, inputs)
-        lap = z.new_zeros(n, inputs)
+        value, jac, lap = z, None, None  # jac: (n or 1, in_dim, units), lap: (n, units) after the first layer
         for index, layer in enumerate(self.layers):
             value = layer(value)
-            jac = torch.matmul(layer.weight, jac)
-            lap = lap @ layer.weight.T
+            if jac is None:  # the first layer's Jacobian is its weight, the same at every point
+                jac = layer.weight.T.unsqueeze(0)
+            else:  # one matrix product over all (point, input) rows
+                jac = jac @ layer.weight.T
+                lap = lap @ layer.weight.T
             if index < len(self.layers) - 1:
                 value = torch.tanh(value)
                 slope = 1 - value.square()
-                curvature = -2 * value * slope
-                lap = slope * lap + curvature * jac[..., :laplace_dims].square().sum(-1)
-                jac = slope.unsqueeze(-1) * jac
-        return value.squeeze(-1), jac.squeeze(1), lap.squeeze(-1)
+                curvature = -2 * value * slope * jac[:, :laplace_dims].square().sum(1)
+                lap = curvature if lap is None else slope * lap + curvature
+                jac = slope.unsqueeze(1) * jac
+        jac = jac.expand(value.shape[0], -1, -1)
+        return value.squeeze(-1), jac.squeeze(-1), lap.squeeze(-1)
