@@ -1,0 +1,102 @@
+"""Errors against a reference and the largest residual, as the paper reports them (§5, official ``train.py``).
+
+On a test set with values u* and gradients ∇u*:
+
+- relative L1 = Σ abs(u − u*) / Σ abs(u*);
+- relative L2 = √Σ (u − u*)² / √Σ u*²;
+- relative W^{1,1} = Σ (abs(u − u*) + ‖∇u − ∇u*‖₁) / Σ (abs(u*) + ‖∇u*‖₁), on the concatenation [u, ∇_x u].
+
+The maximum residual max abs(r) over a probe set is the L∞ quantity the adversarial loss targets.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from papers_common import InputError, TestSet
+from pinn_linf.derivatives import Method, values
+from pinn_linf.losses import domain_residual
+from pinn_linf.problems import HJBProblem
+
+
+def _like(net: nn.Module) -> torch.Tensor:
+    for parameter in net.parameters():
+        return parameter
+    raise InputError(f"{type(net).__name__} has no parameters to take a device and dtype from")
+
+
+def test_inputs(test: TestSet, like: torch.Tensor) -> torch.Tensor:
+    """The test set's points as network inputs ``(B, d + 1)`` on ``like``'s device and dtype."""
+    if test.t is None:
+        raise InputError("an HJB test set needs times t; this one has none")
+    return torch.cat([test.x, test.t.unsqueeze(1)], dim=1).to(like)
+
+
+def relative_errors(
+    net: nn.Module, problem: HJBProblem, test: TestSet, *, batch: int = 1000
+) -> dict[str, float]:
+    """``rel_l1``, ``rel_l2`` and, when the test set has gradients, ``rel_w11`` of ``net`` on ``test``.
+
+    Args:
+        batch: points per forward pass (the official code tests in batches of 1000).
+    """
+    if test.x.shape[1] != problem.dim:
+        raise InputError(f"the test set has dimension {test.x.shape[1]}, the problem {problem.dim}")
+    like = _like(net)
+    inputs = test_inputs(test, like)
+    errors = {"l1": 0.0, "l1_norm": 0.0, "l2": 0.0, "l2_norm": 0.0, "w11": 0.0, "w11_norm": 0.0}
+    u_star = test.u.to(torch.float64)
+    g_star = None if test.grad is None else test.grad.to(torch.float64)
+    for start in range(0, inputs.shape[0], batch):
+        z = inputs[start : start + batch]
+        ref = u_star[start : start + batch]
+        if g_star is None:
+            with torch.no_grad():
+                u = values(net, z).double()
+        else:
+            leaf = z.clone().requires_grad_(True)
+            with torch.enable_grad():
+                u_t = values(net, leaf)
+                (grad,) = torch.autograd.grad(u_t.sum(), leaf)
+            u = u_t.detach().double()
+            ref_grad = g_star[start : start + batch]
+            grad_error = (grad[:, : problem.dim].double() - ref_grad).abs().sum(-1)
+            errors["w11"] += float(((u - ref).abs() + grad_error).sum())
+            errors["w11_norm"] += float((ref.abs() + ref_grad.abs().sum(-1)).sum())
+        errors["l1"] += float((u - ref).abs().sum())
+        errors["l1_norm"] += float(ref.abs().sum())
+        errors["l2"] += float((u - ref).square().sum())
+        errors["l2_norm"] += float(ref.square().sum())
+    result = {
+        "rel_l1": errors["l1"] / errors["l1_norm"],
+        "rel_l2": (errors["l2"] / errors["l2_norm"]) ** 0.5,
+    }
+    if g_star is not None:
+        result["rel_w11"] = errors["w11"] / errors["w11_norm"]
+    return result
+
+
+def max_residual(
+    net: nn.Module,
+    problem: HJBProblem,
+    probe: torch.Tensor,
+    *,
+    batch: int = 1000,
+    method: Method | None = None,
+) -> dict[str, float]:
+    """``max_residual`` and ``mean_abs_residual`` of the PDE residual over probe points ``(P, d + 1)``."""
+    if probe.dim() != 2 or probe.shape[0] == 0:
+        raise InputError(
+            f"the probe set must be a non-empty (points, d + 1) tensor, got shape {tuple(probe.shape)}"
+        )
+    like = _like(net)
+    maxima, total = [], 0.0
+    for start in range(0, probe.shape[0], batch):
+        z = probe[start : start + batch].to(like)
+        with torch.enable_grad():
+            r = domain_residual(net, problem, z, method).detach().abs()
+        maxima.append(r.max())
+        total += float(r.double().sum())
+    largest = float(torch.stack(maxima).max())  # torch's max propagates NaN
+    return {"max_residual": largest, "mean_abs_residual": total / probe.shape[0]}
