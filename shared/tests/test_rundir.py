@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +120,24 @@ def test_write_json_and_text(tmp_path: Path) -> None:
     assert json.loads(run.path("summary.json").read_text(encoding="utf-8")) == {"best": 0.5, "where": "x"}
     run.write_text("notes.txt", "hello\n")
     assert run.path("notes.txt").read_text(encoding="utf-8") == "hello\n"
+
+
+def test_read_json_names_the_file_when_it_is_not_one_json_object(tmp_path):
+    from papers_common import InputError, read_json
+
+    good = tmp_path / "good.json"
+    good.write_text('{"a": 1}', encoding="utf-8")
+    assert read_json(good) == {"a": 1}
+    cases = {"list.json": ("[1, 2]", "expected a JSON object in this run config"),
+             "torn.json": ('{"a": ', "not a readable run config"),
+             "latin.json": (b"\xff\xfe{", "not a readable run config")}  # fmt: skip
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        with pytest.raises(InputError, match=rf"{re.escape(name)}: {message}"):
+            read_json(path, "run config")
+    with pytest.raises(InputError, match=r"missing\.json: not a readable"):
+        read_json(tmp_path / "missing.json")

@@ -53,7 +53,7 @@ _EXPORTS = {
         "load_results",
         "load_bench",
     ],
-    "rundir": ["RunDir", "read_jsonl", "resume_run", "to_jsonable"],
+    "rundir": ["RunDir", "read_json", "read_jsonl", "resume_run", "to_jsonable"],
     "seeding": ["seed_everything", "pick_device", "preserved_global_state"],
     "summary": ["write_report"],
 }
@@ -117,6 +117,6 @@ if TYPE_CHECKING:
         write_bench,
         write_results,
     )
-    from papers_common.rundir import RunDir, read_jsonl, resume_run, to_jsonable
+    from papers_common.rundir import RunDir, read_json, read_jsonl, resume_run, to_jsonable
     from papers_common.seeding import pick_device, preserved_global_state, seed_everything
     from papers_common.summary import write_report

@@ -17,14 +17,13 @@ pickled Python objects are ever read.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from papers_common import atomic
 from papers_common.errors import InputError
-from papers_common.rundir import to_jsonable
+from papers_common.rundir import read_json, to_jsonable
 
 if TYPE_CHECKING:
     import torch
@@ -143,10 +142,4 @@ def _pretrained_folder(path: Path) -> Path | None:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not a readable model config ({err})") from None
-    if not isinstance(stored, dict):
-        raise InputError(f"{path}: expected a JSON object of config fields")
-    return stored
+    return read_json(path, "model config")

@@ -44,6 +44,22 @@ def to_jsonable(config: Any) -> Any:
     return config
 
 
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> dict[str, Any]:
+    """Read a file holding one JSON object; anything else is an :class:`InputError` naming the file.
+
+    Args:
+        what: how the message calls the file ("model config", "run config", ...).
+    """
+    file = Path(path)
+    try:
+        found = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{file}: not a readable {what} ({err})") from None
+    if not isinstance(found, dict):
+        raise InputError(f"{file}: expected a JSON object in this {what}")
+    return found
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a JSON-lines log. Lines torn by a crash are skipped with a warning naming the file and line."""
     records = []

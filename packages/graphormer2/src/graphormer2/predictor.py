@@ -12,7 +12,6 @@ already answers in target units.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from graphormer2.features import FEATURE_VERSION
 from graphormer2.gin import GIN
 from graphormer2.model import Graphormer
 from graphormer2.train import RegressionObjective
-from papers_common import InputError, latest_checkpoint, pick_device, pretrained_extra, progress
+from papers_common import InputError, latest_checkpoint, pick_device, pretrained_extra, progress, read_json
 
 PREDICT_SETTINGS = ("objective", "target_names", "max_nodes", "multi_hop_max_dist")
 """What a saved model's ``extra`` must hold to predict (besides a regression's target_mean/target_std)."""
@@ -230,10 +229,4 @@ def _read_json(file: Path, given: Path) -> dict[str, Any]:
         raise InputError(
             f"{given}: not a run directory of `graphormer2 train` nor a saved model (no config.json)"
         )
-    try:
-        found = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{file}: not readable JSON ({err})") from None
-    if not isinstance(found, dict):
-        raise InputError(f"{file}: expected a JSON object")
-    return found
+    return read_json(file, "model config")

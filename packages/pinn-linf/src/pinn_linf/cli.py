@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
+from papers_common import (
+    App,
+    InputError,
+    RunArgs,
+    RunDir,
+    option,
+    pick_device,
+    read_json,
+    seed_everything,
+    to_jsonable,
+)
 from pinn_linf import __version__
 
 if TYPE_CHECKING:
@@ -190,7 +200,7 @@ def _run_recipe(model: Path) -> dict[str, object]:
     for folder in (model, model.parent):
         config = folder / "config.json"
         if config.is_file():
-            recorded = json.loads(config.read_text(encoding="utf-8"))
+            recorded = read_json(config, "run config")
             if isinstance(recorded.get("test_set"), dict) and "seed" in recorded["test_set"]:
                 return recorded["test_set"]
     return {}

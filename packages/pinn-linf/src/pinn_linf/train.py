@@ -63,7 +63,7 @@ class TrainConfig:
     checkpoint_every: int = 500
 
     def __post_init__(self) -> None:
-        if isinstance(self.loss, dict):  # rebuilt from a recorded config
+        if not isinstance(self.loss, LossConfig):  # e.g. a dict read back from a config file
             raise InputError("TrainConfig.loss must be a LossConfig")
         for name, least in (
             ("iterations", 1),
