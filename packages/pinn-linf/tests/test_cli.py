@@ -71,10 +71,16 @@ def test_evaluate_inside_a_run_uses_the_runs_test_set(
 ) -> None:
     out = tmp_path / "run"
     assert app.main(["train", "--pde", "hjb-lin", "--dim", "4", "--loss", "l2", "--iterations", "5",
-                     "--seed", "3", "--out", str(out), *SMALL]) == 0  # fmt: skip
+                     "--seed", "3", "--terminal-weight", "3", "--out", str(out), *SMALL]) == 0  # fmt: skip
     trained = last_json(capsys.readouterr().out)
     assert app.main(["evaluate", "--model", str(out), "--device", "cpu"]) == 0
-    assert last_json(capsys.readouterr().out)["rel_l1"] == pytest.approx(trained["rel_l1"], rel=1e-6)
+    again = last_json(capsys.readouterr().out)
+    # the same test set, probe set and loss weights as the run's own final evaluation
+    for key in ("rel_l1", "max_residual", "max_terminal_error", "linf_loss"):
+        assert again[key] == pytest.approx(trained[key], rel=1e-6), key
+    assert trained["linf_loss"] == pytest.approx(
+        trained["max_residual"] ** 2 + 3 * trained["max_terminal_error"] ** 2, rel=1e-12
+    )
 
 
 def test_reference_file_round_trips_into_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -137,14 +137,25 @@ def test_max_residual_is_the_largest_absolute_residual(make_mlp):
     net = make_mlp(DIM + 1, 8, 2, seed=6)
     probe = problem.sample(23, seeded(7), dtype=F64)
     direct = problem.residual(fields(net, probe, DIM)).detach().abs()
-    found = max_residual(net, problem, probe)
-    assert set(found) == {"max_residual", "mean_abs_residual"}
+    at_t = torch.cat([probe[:, :DIM], torch.full_like(probe[:, DIM:], problem.horizon)], dim=1)
+    misfit = (net(at_t).squeeze(1) - torch.log((1 + probe[:, :DIM].square().sum(1)) / 2)).detach().abs()
+    found = max_residual(net, problem, probe, weights=(2.0, 5.0))
+    assert set(found) == {"max_residual", "mean_abs_residual", "max_terminal_error", "mean_abs_terminal_error",
+                          "linf_loss"}  # fmt: skip
     assert found["max_residual"] == pytest.approx(float(direct.max()), rel=1e-12)
     assert found["mean_abs_residual"] == pytest.approx(float(direct.mean()), rel=1e-12)
     assert found["max_residual"] > found["mean_abs_residual"] > 0
-    chunked = max_residual(net, problem, probe, batch=4)
-    assert chunked["max_residual"] == pytest.approx(found["max_residual"], rel=1e-12)
-    assert chunked["mean_abs_residual"] == pytest.approx(found["mean_abs_residual"], rel=1e-12)
+    assert found["max_terminal_error"] == pytest.approx(float(misfit.max()), rel=1e-12)
+    assert found["mean_abs_terminal_error"] == pytest.approx(float(misfit.mean()), rel=1e-12)
+    assert found["linf_loss"] == pytest.approx(
+        2 * direct.max().item() ** 2 + 5 * misfit.max().item() ** 2, rel=1e-12
+    )
+    # default weights: the official loss weights 1 and 20
+    default = max_residual(net, problem, probe)["linf_loss"]
+    assert default == pytest.approx(direct.max().item() ** 2 + 20 * misfit.max().item() ** 2, rel=1e-12)
+    chunked = max_residual(net, problem, probe, batch=4, weights=(2.0, 5.0))
+    for key, value in found.items():
+        assert chunked[key] == pytest.approx(value, rel=1e-12), key
     # float32 probe points are moved to the network's dtype
     assert max_residual(net, problem, probe.float())["max_residual"] == pytest.approx(
         found["max_residual"], rel=1e-5
@@ -156,6 +167,8 @@ def test_max_residual_of_the_exact_solution_is_zero(lin_solution):
     found = max_residual(lin_solution(DIM), problem, problem.sample(10, seeded(8), dtype=F64))
     assert found["max_residual"] < 1e-13
     assert found["mean_abs_residual"] < 1e-13
+    assert found["max_terminal_error"] < 1e-13
+    assert found["linf_loss"] < 1e-24
 
 
 class NaNAfter(nn.Module):

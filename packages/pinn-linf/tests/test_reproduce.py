@@ -19,8 +19,8 @@ def test_reproduce_writes_every_claim_figure_and_run(tmp_path: Path, monkeypatch
     monkeypatch.setattr(reproduce, "QUICK", TINY)
     results = reproduce.run(tmp_path, quick=True, seed=0)
     ids = [c.id for c in results.claims]
-    assert ids == ["lqg-w11", "lqg-l2", "lqg-equal-time-w11", "lqg-equal-time-l2", "lqg-max-residual", "lin-w11",
-                   "lin-l2"]  # fmt: skip
+    assert ids == ["lqg-w11", "lqg-l2", "lqg-equal-time-w11", "lqg-equal-time-l2", "lqg-linf-loss",
+                   "lqg-max-pde-residual", "lin-w11", "lin-l2"]  # fmt: skip
     assert load_results(tmp_path / "results.json").claims[0].id == "lqg-w11"
     for figure in results.figures:
         assert (tmp_path / figure).stat().st_size > 1000

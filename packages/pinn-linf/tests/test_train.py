@@ -137,7 +137,8 @@ def test_a_run_directory_holds_config_metrics_checkpoints_and_the_model(tmp_path
     assert recorded["seed"] == 3
     assert recorded["note"] == "x"
 
-    keys = {"iteration", "seconds", "rel_l1", "rel_l2", "rel_w11", "max_residual", "mean_abs_residual"}
+    keys = {"iteration", "seconds", "rel_l1", "rel_l2", "rel_w11", "max_residual", "mean_abs_residual",
+            "max_terminal_error", "mean_abs_terminal_error", "linf_loss"}  # fmt: skip
     assert [h["iteration"] for h in result.history] == [10, 20, 30]
     assert all(set(h) == keys for h in result.history)
     assert result.metrics == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from papers_common import (
     App,
@@ -195,14 +195,14 @@ def train(args: TrainArgs) -> None:
                       "model": str(result.model)}))  # fmt: skip
 
 
-def _run_recipe(model: Path) -> dict[str, object]:
-    """How the run that wrote ``model`` drew its test set (from its config.json), or {} outside a run."""
+def _run_config(model: Path) -> dict[str, Any]:
+    """The config.json of the training run that wrote ``model`` (given as the run or its model/), or {}."""
     for folder in (model, model.parent):
         config = folder / "config.json"
         if config.is_file():
             recorded = read_json(config, "run config")
-            if isinstance(recorded.get("test_set"), dict) and "seed" in recorded["test_set"]:
-                return recorded["test_set"]
+            if isinstance(recorded.get("train"), dict):
+                return recorded
     return {}
 
 
@@ -220,7 +220,14 @@ def evaluate(args: EvaluateArgs) -> None:
     solution = load_solution(args.model)
     solution.net.to(device)
     problem = solution.problem
-    recipe = _run_recipe(args.model)
+    recorded = _run_config(args.model)
+    recipe = recorded.get("test_set", {})
+    if not (isinstance(recipe, dict) and "seed" in recipe):  # a run on a test-set file
+        recipe = {}
+    loss = recorded.get("train", {}).get("loss", {})
+    weights = (float(loss.get("domain_weight", 1.0)), float(loss.get("terminal_weight", 20.0)))
+    command = recorded.get("command_line", {})  # the run's probe set: its size and seed + 2, as in train
+    probe_points, probe_seed = int(command.get("probe_points", 2000)), int(command.get("seed", 0)) + 2
     if args.test_set is not None:
         test = _load_test_set(args.test_set, problem)
     else:
@@ -230,8 +237,9 @@ def evaluate(args: EvaluateArgs) -> None:
             seed=int(recipe.get("seed", 1)),
             samples=int(recipe.get("monte_carlo_samples", args.mc_samples)),
         )
-    probe = problem.sample(2000, torch.Generator().manual_seed(2))
-    print(json.dumps({"problem": problem.describe(), **measure(solution.net, problem, test, probe)}))
+    probe = problem.sample(probe_points, torch.Generator().manual_seed(probe_seed))
+    metrics = measure(solution.net, problem, test, probe, weights=weights)
+    print(json.dumps({"problem": problem.describe(), **metrics}))
 
 
 @app.command(

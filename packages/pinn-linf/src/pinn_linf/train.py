@@ -113,13 +113,17 @@ def evaluate(
     test: TestSet | None,
     probe: torch.Tensor | None,
     method: Method | None = None,
+    weights: tuple[float, float] = (1.0, 20.0),
 ) -> dict[str, float]:
-    """Relative L1 / L2 / W^{1,1} errors on ``test`` and the residual's maximum over ``probe`` (either may be None)."""
+    """Relative L1 / L2 / W^{1,1} errors on ``test`` and the largest residuals over ``probe`` (either may be None).
+
+    ``weights`` (domain, terminal) weigh the two maxima in ``linf_loss`` (see :func:`~pinn_linf.max_residual`).
+    """
     metrics: dict[str, float] = {}
     if test is not None:
         metrics.update(relative_errors(net, problem, test))
     if probe is not None:
-        metrics.update(max_residual(net, problem, probe, method=method))
+        metrics.update(max_residual(net, problem, probe, method=method, weights=weights))
     return metrics
 
 
@@ -170,6 +174,7 @@ def train(
     }
     step, seconds = 0, 0.0
     history: list[dict[str, float]] = []
+    weights = (config.loss.domain_weight, config.loss.terminal_weight)
     if run is not None:
         checkpoint = resume_run(
             run, recorded, ("problem", "network", "train", "seed"), net, optimizer, map_location=like.device
@@ -188,7 +193,7 @@ def train(
             )
 
     def measure(done: int) -> dict[str, float]:
-        metrics = evaluate(net, problem, test, probe, method)
+        metrics = evaluate(net, problem, test, probe, method, weights)
         history.append({"iteration": done, "seconds": seconds, **metrics})
         if run is not None:
             run.log(done, seconds=seconds, **{f"test_{k}": v for k, v in metrics.items()})
