@@ -426,3 +426,15 @@ def test_markdown_rows_keep_their_columns_when_text_holds_pipes(tmp_path: Path) 
     unescaped = row.replace("\\|", "")
     assert unescaped.count("|") == header.count("|")
     assert "max \\|sum - 1\\| small" in row
+
+
+def test_summary_lines_name_each_claim_and_its_verdict() -> None:
+    held = claim("a", "accuracy high", metric="acc", ours=0.98765, target=0.9)
+    failed = claim("b", "loss low", metric="loss", ours=float("nan"), higher_is_better=False, target=1.0)
+    flag = claim("c", "rows sum to one", metric="check", ours=False)
+    results = Results("urpe", "0.3.0", Paper("T", None), "quick", {}, 1.0, [held, failed, flag])
+    assert results.summary_lines() == [
+        "HOLDS  a: accuracy high (ours 0.9877)",
+        "FAILS  b: loss low (ours —)",  # a non-finite value is stored as None
+        "FAILS  c: rows sum to one (ours 0)",
+    ]

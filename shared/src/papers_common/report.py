@@ -147,6 +147,14 @@ class Results:
     def all_hold(self) -> bool:
         return all(c.holds for c in self.claims)
 
+    def summary_lines(self) -> list[str]:
+        """One line per claim for a terminal: ``HOLDS  id: statement (ours 0.991)`` or ``FAILS ...``."""
+        lines = []
+        for c in self.claims:
+            ours = "—" if c.ours is None else f"{c.ours:.4g}"
+            lines.append(f"{'HOLDS' if c.holds else 'FAILS'}  {c.id}: {c.statement} (ours {ours})")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         from papers_common.rundir import to_jsonable
 

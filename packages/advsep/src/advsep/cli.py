@@ -172,9 +172,8 @@ def reproduce(args: ReproduceArgs) -> None:
 
     seed_everything(args.seed)
     results = run(args.out, quick=args.quick, seed=args.seed, device=pick_device(args.device))
-    for c in results.claims:
-        ours = "—" if c.ours is None else f"{c.ours:.4g}"
-        print(f"{'HOLDS' if c.holds else 'FAILS'}  {c.id}: {c.statement} (ours {ours})")
+    for line in results.summary_lines():
+        print(line)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
 
 

@@ -229,8 +229,8 @@ def reproduce(args: ReproduceArgs) -> None:
 
     seed_everything(args.seed)
     results = run(args.out, quick=args.quick, seed=args.seed, device=pick_device(args.device))
-    for c in results.claims:
-        print(f"{'HOLDS' if c.holds else 'FAILS'}  {c.id}: {c.statement} (ours {c.ours:.4g})")
+    for line in results.summary_lines():
+        print(line)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and {args.out / 'tables.md'}")
 
 

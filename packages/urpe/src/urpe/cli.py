@@ -173,8 +173,8 @@ def reproduce(args: ReproduceArgs) -> None:
     results = run(
         args.out, quick=args.quick, seed=args.seed, device=pick_device(args.device), data_dir=args.data_dir
     )
-    for c in results.claims:
-        print(f"{'HOLDS' if c.holds else 'FAILS'}  {c.id}: {c.statement} (ours {c.ours:.4g})")
+    for line in results.summary_lines():
+        print(line)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
 
 
