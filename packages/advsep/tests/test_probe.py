@@ -27,6 +27,8 @@ def test_a_linearly_separable_set_is_learned(backend):
     assert result.train_accuracy == 1.0
     assert result.test_accuracy >= 0.97
     assert result.classes == 3
+    assert result.test_predictions.shape == (200,)
+    assert float((result.test_predictions == y[400:]).double().mean()) == result.test_accuracy
 
 
 def test_ridge_separates_two_separated_clusters():

@@ -18,7 +18,7 @@ from torch import nn
 from advsep.data import Dataset
 from advsep.models import Activation, Parameterization, make_classifier
 from advsep.noise import Method, generate_noise
-from advsep.probe import Backend, linear_probe
+from advsep.probe import Backend, accuracy_of, linear_probe
 from advsep.train import train_classifier
 from papers_common import InputError, progress
 
@@ -98,14 +98,11 @@ def experiment(data: Dataset, setup: Setup) -> Outcome:
     noise_train = generate_noise(model, data.x_train, y_train, setup.method, **kwargs)
     noise_test = generate_noise(model, data.x_test, y_test, setup.method, **kwargs)
     probe = linear_probe(noise_train, y_train, noise_test, y_test, backend=setup.probe, classes=data.classes)
-    true = linear_probe(
-        noise_train, y_train, noise_test, data.y_test, backend=setup.probe, classes=data.classes
-    )
     metrics = {
         **asdict(setup),
         "noise_train_accuracy": probe.train_accuracy,
         "noise_test_accuracy": probe.test_accuracy,
-        "noise_test_accuracy_true_labels": true.test_accuracy,
+        "noise_test_accuracy_true_labels": accuracy_of(probe.test_predictions, data.y_test),
         "distance": trained.distance,
         "model_test_accuracy": trained.test_accuracy,
     }

@@ -16,7 +16,7 @@ Features are flattened to ``(N, D)``. Backends:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import torch
@@ -31,12 +31,17 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Accuracies of one probe; ``classes`` is K, so chance is 1/K for balanced labels."""
+    """Accuracies of one probe; ``classes`` is K, so chance is 1/K for balanced labels.
+
+    ``test_predictions`` ``(M,)`` are the probe's labels for the test features, to score against other labels
+    without fitting again.
+    """
 
     train_accuracy: float
     test_accuracy: float
     backend: str
     classes: int
+    test_predictions: torch.Tensor = field(repr=False, compare=False)
 
 
 def _standardise(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +74,14 @@ def _fit_logistic(
     return weight.detach(), bias.detach()
 
 
-def _accuracy(scores: torch.Tensor, y: torch.Tensor) -> float:
-    return float((scores.argmax(1) == y).double().mean()) if y.numel() else float("nan")
+def accuracy_of(predictions: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``predictions`` ``(M,)`` equal to ``y`` ``(M,)`` (NaN for none)."""
+    return float((predictions == y).double().mean()) if y.numel() else float("nan")
+
+
+def _result(train: torch.Tensor, ytr: torch.Tensor, test: torch.Tensor, yte: torch.Tensor, backend: str,
+            k: int) -> ProbeResult:  # fmt: skip
+    return ProbeResult(accuracy_of(train, ytr), accuracy_of(test, yte), backend, k, test)
 
 
 def linear_probe(
@@ -115,7 +126,7 @@ def linear_probe(
         span = (high - low).clamp_min(1e-300)
         xtr, xte = (xtr - low) / span, (xte - low) / span
         w, b = _fit_logistic(xtr, ytr, k, l2=0.0, lr=0.5, steps=50, max_iter=1, line_search=None)
-        return ProbeResult(_accuracy(xtr @ w + b, ytr), _accuracy(xte @ w + b, yte), backend, k)
+        return _result((xtr @ w + b).argmax(1), ytr, (xte @ w + b).argmax(1), yte, backend, k)
     xtr, xte = _standardise(xtr, xte)
     if backend == "lbfgs":
         w, b = _fit_logistic(
@@ -130,7 +141,7 @@ def linear_probe(
         b = mean_t - mean_x @ w
     else:
         return _sklearn_probe(xtr, ytr, xte, yte, k, l2, max_iter)
-    return ProbeResult(_accuracy(xtr @ w + b, ytr), _accuracy(xte @ w + b, yte), backend, k)
+    return _result((xtr @ w + b).argmax(1), ytr, (xte @ w + b).argmax(1), yte, backend, k)
 
 
 def _sklearn_probe(
@@ -148,6 +159,6 @@ def _sklearn_probe(
     c = 1.0 / (2 * l2 * xtr.shape[0]) if l2 > 0 else 1e12
     model = LogisticRegression(C=c, max_iter=max_iter, tol=1e-8)
     model.fit(xtr.numpy(), ytr.numpy())
-    train = float((model.predict(xtr.numpy()) == ytr.numpy()).mean())
-    test = float((model.predict(xte.numpy()) == yte.numpy()).mean()) if yte.numel() else float("nan")
-    return ProbeResult(train, test, "sklearn", k)
+    train = torch.as_tensor(model.predict(xtr.numpy()))
+    test = torch.as_tensor(model.predict(xte.numpy())) if yte.numel() else yte.clone()
+    return _result(train, ytr, test, yte, "sklearn", k)

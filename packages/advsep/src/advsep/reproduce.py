@@ -56,32 +56,28 @@ FULL = Plan(width=4096, widths=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 
             depths=(2, 3, 4, 6, 8), steps=(1, 2, 3, 5, 10, 20, 50), seeds=(0, 1, 2))  # fmt: skip
 
 
-def _mean_over_seeds(data: Dataset, setup: Setup, seeds: tuple[int, ...]) -> dict[str, Any]:
-    rows = [run_experiment(data, replace(setup, seed=s)) for s in seeds]
-    keys = ("noise_train_accuracy", "noise_test_accuracy", "noise_test_accuracy_true_labels", "distance",
+MEASURED = ("noise_train_accuracy", "noise_test_accuracy", "noise_test_accuracy_true_labels", "distance",
             "model_test_accuracy")  # fmt: skip
-    merged: dict[str, Any] = {**rows[0], "seeds": list(seeds)}
-    for key in keys:
+
+
+def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One experiment's row from its runs with different seeds: each measured number's mean and ``_std``."""
+    merged = dict(rows[0])
+    for key in MEASURED:
         values = [r[key] for r in rows]
-        merged[key] = statistics.fmean(values)
-        merged[f"{key}_std"] = statistics.pstdev(values)
+        merged[key], merged[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
     return merged
+
+
+def _mean_over_seeds(data: Dataset, setup: Setup, seeds: tuple[int, ...]) -> dict[str, Any]:
+    return {**_merge([run_experiment(data, replace(setup, seed=s)) for s in seeds]), "seeds": list(seeds)}
 
 
 def _sweep(
     data: Dataset, base: Setup, axis: str, values: tuple, seeds: tuple[int, ...]
 ) -> list[dict[str, Any]]:
-    if len(seeds) == 1:
-        return sweep(data, replace(base, seed=seeds[0]), axis, list(values))  # type: ignore[arg-type]
     per_seed = [sweep(data, replace(base, seed=s), axis, list(values)) for s in seeds]  # type: ignore[arg-type]
-    rows = []
-    for points in zip(*per_seed, strict=True):
-        merged = dict(points[0])
-        for key in ("noise_test_accuracy", "distance", "model_test_accuracy"):
-            merged[key] = statistics.fmean(p[key] for p in points)
-            merged[f"{key}_std"] = statistics.pstdev(p[key] for p in points)
-        rows.append(merged)
-    return rows
+    return [_merge(list(points)) for points in zip(*per_seed, strict=True)]
 
 
 def run(out: Path, *, quick: bool = True, seed: int = 0, device: str | torch.device = "cpu") -> Results:
