@@ -16,7 +16,8 @@ package gets its sessions by existing:
   the distribution ``papers-common`` is installed at exactly the version in the wheelhouse. A package whose
   metadata names another distribution fails here even when something of that name exists on PyPI.
 - ``lint``: ruff check and ruff format --check on the whole tree.
-- ``workspace``: the cross-cutting contract in ``tests/``.
+- ``workspace``: the cross-cutting contract in ``tests/``; its venv holds every member (no extras), whose console
+  scripts ``tests/test_output_paths.py`` runs.
 - ``reproduce-<package>`` / ``reproduce``: ``<script> reproduce --quick --out reports/<package>`` (``-- --full``
   for the long version; other arguments after ``--`` are passed on, e.g. ``-- --data-dir DIR``), then
   ``reports/REPORT.md`` and the README status column. The venv holds the package's ``reproduce`` extra and
@@ -503,8 +504,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def workspace(session: nox.Session) -> None:
-    """The cross-cutting contract: layout, metadata, isolation, workflows, lock file (tests/)."""
-    sync(session, "--only-group", "test")
+    """The cross-cutting contract: layout, metadata, isolation, workflows, lock file, every console script (tests/)."""
+    sync(session, "--all-packages", "--group", "test")  # every member's console script, for test_output_paths
     session.run("pytest", "tests", *session.posargs)
 
 

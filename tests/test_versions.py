@@ -2,7 +2,7 @@
 
 shared/CHANGELOG.md gives, for every ``## [X.Y.Z] - DATE``, an ``API (`__all__`): ...`` paragraph: the common
 package's ``__all__`` at that version. A paper package asks for ``papers-common>=X.Y.Z,<next major`` and may use
-only names of the API of X.Y.Z. Everything is read statically: the workspace session's venv holds no member.
+only names of the API of X.Y.Z. Everything is read statically, from the source tree.
 """
 
 from __future__ import annotations

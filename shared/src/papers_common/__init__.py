@@ -1,6 +1,6 @@
 """papers_common: the thin common layer of the papers packages.
 
-Seeds and devices, run directories, atomic writes, safe checkpoints, progress bars, the results/bench report
+Seeds and devices, run directories, output paths checked where they enter, atomic writes, safe checkpoints, progress bars, the results/bench report
 contract and a uniform command line; for the two PINN packages, their shared tanh MLP (with its exact forward
 Laplacian) and the Cole–Hopf reference of their common HJB benchmark. No training loops live here.
 
@@ -31,12 +31,13 @@ _EXPORTS = {
         "restore_rng",
     ],
     "colehopf": ["TestSet", "cole_hopf"],
-    "errors": ["InputError", "SchemaError", "UnsafeCheckpointError"],
+    "errors": ["InputError", "OutputError", "SchemaError", "UnsafeCheckpointError"],
     "isolation": ["run_isolated", "emit_result"],
     "plotting": ["plot_lines", "plot_bars"],
     "pretrained": ["Pretrained", "pretrained_extra"],
     "mlp": ["MLP", "MLPConfig"],
     "monitoring": ["configure_logging", "progress", "progress_enabled"],
+    "outputs": ["check_output"],
     "report": [
         "Paper",
         "Baseline",
@@ -95,10 +96,11 @@ if TYPE_CHECKING:
         save_checkpoint,
     )
     from papers_common.colehopf import TestSet, cole_hopf
-    from papers_common.errors import InputError, SchemaError, UnsafeCheckpointError
+    from papers_common.errors import InputError, OutputError, SchemaError, UnsafeCheckpointError
     from papers_common.isolation import emit_result, run_isolated
     from papers_common.mlp import MLP, MLPConfig
     from papers_common.monitoring import configure_logging, progress, progress_enabled
+    from papers_common.outputs import check_output
     from papers_common.plotting import plot_bars, plot_lines
     from papers_common.pretrained import Pretrained, pretrained_extra
     from papers_common.report import (

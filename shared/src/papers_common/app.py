@@ -37,6 +37,14 @@ from typing import Any, Literal, TypeVar, Union
 
 from papers_common.errors import InputError
 from papers_common.monitoring import configure_logging
+from papers_common.outputs import (
+    OutputKind,
+    allocation_message,
+    check_output,
+    created_paths,
+    is_allocation_failure,
+    remove_created,
+)
 
 REPORT_MODULES = ("matplotlib", "jsonschema")
 """What results, figures and their validation need: papers-common's ``report`` extra, which packages' own
@@ -52,6 +60,7 @@ def option(
     help: str,
     flags: tuple[str, str] | None = None,
     metavar: str | None = None,
+    output: OutputKind | None = None,
 ) -> Any:
     """A dataclass field that becomes a command-line option.
 
@@ -61,8 +70,13 @@ def option(
         flags: for a boolean, the ``(on, off)`` flag names, e.g. ``("--quick", "--full")``; by default
             ``--name`` / ``--no-name``.
         metavar: the value's name in ``--help``.
+        output: for a path the command writes, ``"dir"`` (a folder it creates or fills) or ``"file"``. Such a path
+            is checked before the command runs (:func:`papers_common.outputs.check_output`), and what the
+            command created there is removed again when it fails on bad input or memory.
     """
-    metadata = {"help": help, "flags": flags, "metavar": metavar}
+    if output is not None and output not in ("dir", "file"):
+        raise ValueError(f"output must be 'dir' or 'file', not {output!r}")
+    metadata = {"help": help, "flags": flags, "metavar": metavar, "output": output}
     if isinstance(default, (list, dict, set)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata)
@@ -75,7 +89,9 @@ class RunArgs:
 
     seed: int = option(0, help="random seed for Python, NumPy and torch")
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-    out: Path = option(Path("runs"), help="directory for the run's config, metrics, checkpoints and results")
+    out: Path = option(
+        Path("runs"), help="directory for the run's config, metrics, checkpoints and results", output="dir"
+    )
     quick: bool = option(
         False,
         help="small settings that finish in minutes on a CPU (--full: the paper's)",
@@ -92,6 +108,7 @@ class _Option:
     help: str
     flags: tuple[str, str] | None
     metavar: str | None
+    output: OutputKind | None = None
 
     @property
     def flag(self) -> str:
@@ -106,6 +123,8 @@ def _options(args_type: type) -> list[_Option]:
             continue
         kind, optional = _strip_optional(hints[f.name])
         _check_kind(kind)
+        if f.metadata.get("output") and kind is not Path:
+            raise TypeError(f"option {f.name!r} is an output, so its type must be Path (or Path | None)")
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -115,7 +134,14 @@ def _options(args_type: type) -> list[_Option]:
         meta = f.metadata
         found.append(
             _Option(
-                f.name, kind, optional, default, meta.get("help", ""), meta.get("flags"), meta.get("metavar")
+                f.name,
+                kind,
+                optional,
+                default,
+                meta.get("help", ""),
+                meta.get("flags"),
+                meta.get("metavar"),
+                meta.get("output"),
             )
         )
     return found
@@ -378,6 +404,9 @@ class App:
             (key, tuple(value) if typing.get_origin(options[key].kind) is tuple else value)
             for key, value in namespace.items()
         )
+        for key, opt in options.items():  # before the missing-option check: a bad output path is named first
+            if opt.output is not None and values.get(key) is not None:
+                check_output(values[key], opt.output, opt.flag)
         missing = [options[n].flag for n in options if n not in values]
         if missing:
             raise InputError(
@@ -403,15 +432,41 @@ class App:
                 raise InputError(f"{path}: key '{key}': {err}") from err
         return values
 
+    def output_flags(self, name: str) -> dict[str, OutputKind]:
+        """The output options of subcommand ``name``: flag -> ``"dir"`` or ``"file"``."""
+        return {o.flag: o.output for o in _options(self.commands[name].args_type) if o.output is not None}
+
     def main(self, argv: Sequence[str] | None = None) -> int:
-        """Run the program; returns the exit status (2 for bad input, printed without a traceback)."""
+        """Run the program; returns the exit status.
+
+        Bad input (an :class:`InputError`, output paths included) and an allocation that cannot fit print one line
+        without a traceback and give status 2; the output folders and files the command created are removed.
+        """
+        created: list[Path] = []
+        size_flags: list[str] = []
         try:
             command, args, quiet = self._resolve(argv)
+            options = _options(command.args_type)
+            created = created_paths(
+                getattr(args, o.name) for o in options if o.output and getattr(args, o.name) is not None
+            )
+            size_flags = [
+                f"{o.flag} {_show(getattr(args, o.name))}"
+                for o in options
+                if o.kind is int and getattr(args, o.name) != o.default
+            ]
             configure_logging(quiet=quiet)
             command.check_extra(self.prog)
             status = command.handler(args)
         except InputError as err:
+            remove_created(created)
             print(f"{self.prog}: error: {err}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as err:
+            if not is_allocation_failure(err):
+                raise
+            remove_created(created)
+            print(f"{self.prog}: error: {allocation_message(err, size_flags)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"{self.prog}: interrupted", file=sys.stderr)

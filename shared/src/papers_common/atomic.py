@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from papers_common.errors import OutputError
+from papers_common.outputs import as_output_error
+
 TMP_MARKER = ".tmp-"
 
 
@@ -45,12 +48,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     For writers that want a file name (``safetensors.torch.save_file``, ``matplotlib``'s ``savefig``).
     The temporary file is ``fsync``-ed before the rename; on error it is removed and ``path`` is untouched.
+
+    Raises:
+        OutputError: ``path`` is a folder, a part of it is a file, or the place is not writable or full.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}{TMP_MARKER}", suffix=target.suffix, dir=target.parent
-    )
+    if target.is_dir():
+        raise OutputError(f"{target}: cannot write: it is a folder, not a file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}{TMP_MARKER}", suffix=target.suffix, dir=target.parent
+        )
+    except OSError as err:
+        raise (as_output_error(err, target) or err) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -64,6 +75,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise (as_output_error(err, target) or err) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -19,7 +19,9 @@ app = App(
 @dataclass
 class ReportArgs:
     reports: Path = option(Path("reports"), help="directory holding one folder per package")
-    out: Path | None = option(None, help="where to write the report (default: <reports>/REPORT.md)")
+    out: Path | None = option(
+        None, help="where to write the report (default: <reports>/REPORT.md)", output="file"
+    )
     readme: Path | None = option(None, help="README whose status block is refreshed from the results")
 
 

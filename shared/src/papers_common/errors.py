@@ -17,3 +17,8 @@ class SchemaError(InputError):
 
 class UnsafeCheckpointError(InputError):
     """A weights file would need arbitrary (unsafe) unpickling to load, or is corrupt."""
+
+
+class OutputError(InputError):
+    """An output path that cannot be written: a file where a folder must go (or the reverse), no permission,
+    a read-only file system or a full disk. The message names the flag (where known) and the path."""

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from papers_common import atomic
-from papers_common.errors import InputError
+from papers_common.errors import InputError, OutputError
+from papers_common.outputs import as_output_error
 
 if TYPE_CHECKING:
     import torch
@@ -79,11 +80,19 @@ class RunDir:
 
     Args:
         root: the directory (created if needed).
+
+    Raises:
+        OutputError: ``root`` cannot be a folder here (it or a part of it is a file, or the place is not writable).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise (as_output_error(err, self.root, "cannot create the run folder") or err) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise OutputError(f"{self.root}: the run folder is not writable")
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"

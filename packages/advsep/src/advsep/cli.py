@@ -52,22 +52,28 @@ class ExperimentArgs(RunArgs):
 @dataclass
 class ProbeArgs(ExperimentArgs):
     out: Path | None = option(
-        None, help="run directory for config.json and result.json (default: print only)"
+        None, help="run directory for config.json and result.json (default: print only)", output="dir"
     )
-    save_noise: Path | None = option(None, help="also write the noises to this .npz (x, y, x_test, y_test)")
+    save_noise: Path | None = option(
+        None, help="also write the noises to this .npz (x, y, x_test, y_test)", output="file"
+    )
 
 
 @dataclass
 class SweepArgs(ExperimentArgs):
     over: AxisName = option("width", help="the setting to sweep")
     values: list[float] = option([8, 32, 128, 512, 2048], help="its values")
-    out: Path = option(Path("runs/sweep"), help="directory for sweep.json, sweep.md and sweep.png")
+    out: Path = option(
+        Path("runs/sweep"), help="directory for sweep.json, sweep.md and sweep.png", output="dir"
+    )
 
 
 @dataclass
 class ReproduceArgs(RunArgs):
     out: Path = option(
-        Path("reports/advsep"), help="directory for results.json, results.md, tables and figures"
+        Path("reports/advsep"),
+        help="directory for results.json, results.md, tables and figures",
+        output="dir",
     )
     quick: bool = option(True, help="minutes on a CPU (--full: more widths, epochs, depths and 3 seeds)",
                          flags=("--quick", "--full"))  # fmt: skip

@@ -60,16 +60,20 @@ class MoleculeSourceArgs:
     max_nodes: int = option(128, help="skip molecules with more heavy atoms (too_many_atoms)")
     multi_hop_max_dist: int = option(5, help="L: hops of each shortest path kept for the edge encoding")
     strict: bool = option(False, help="stop at the first unusable molecule instead of skipping it")
-    rejects: Path | None = option(None, help="write the skipped molecules to this CSV (row,smiles,reason)")
+    rejects: Path | None = option(
+        None, help="write the skipped molecules to this CSV (row,smiles,reason)", output="file"
+    )
     limit: int | None = option(None, help="read only the first N molecules")
     cache_dir: Path | None = option(
-        None, help="keep preprocessed molecules here and reuse them on the next run"
+        None, help="keep preprocessed molecules here and reuse them on the next run", output="dir"
     )
 
 
 @dataclass(kw_only=True)
 class PreprocessArgs(MoleculeSourceArgs):
-    out: Path = option(help="the dataset file to write (read by `graphormer2 train --dataset`)")
+    out: Path = option(
+        help="the dataset file to write (read by `graphormer2 train --dataset`)", output="file"
+    )
 
 
 @dataclass(kw_only=True)
@@ -77,7 +81,8 @@ class TrainingArgs:
     """The options mapped onto :class:`graphormer2.train.TrainConfig` and the run directory."""
 
     out: Path = option(
-        help="the run directory (config.json, metrics.jsonl, checkpoints/, best/, test_metrics.json)"
+        help="the run directory (config.json, metrics.jsonl, checkpoints/, best/, test_metrics.json)",
+        output="dir",
     )
     split: list[float] = option([0.8, 0.1, 0.1], help=SPLIT_HELP)
     epochs: int = option(10, help="passes over the training set (ignored with --max-steps)")
@@ -155,7 +160,9 @@ class Train3DArgs(TrainingArgs):
     per_atom: bool = option(False, help="--task relaxation: energy per atom instead of per molecule")
     sdf: Path | None = option(None, help="an SDF file of 3D molecules (hydrogens as written)")
     energy_prop: str | None = option(None, help="--sdf: the SD property holding the target energy")
-    cache_dir: Path | None = option(None, help="--task relaxation: keep the generated molecules here")
+    cache_dir: Path | None = option(
+        None, help="--task relaxation: keep the generated molecules here", output="dir"
+    )
     layers: int = option(4, help="distinct Pre-LN layers (official OC20: 12)")
     blocks: int = option(2, help="times the layer stack is applied with shared weights (official: 4)")
     hidden_dim: int = option(128, help="D, also the feed-forward width (official: 768)")
@@ -195,7 +202,9 @@ class PredictArgs:
 @dataclass
 class ReproduceArgs(RunArgs):
     out: Path = option(
-        Path("reports/graphormer2"), help="directory for results.json, results.md, tables and figures"
+        Path("reports/graphormer2"),
+        help="directory for results.json, results.md, tables and figures",
+        output="dir",
     )
     quick: bool = option(
         True, help="minutes on a CPU (--full: the larger CPU-scale runs)", flags=("--quick", "--full")

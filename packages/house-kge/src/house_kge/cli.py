@@ -96,7 +96,9 @@ class PredictArgs:
 @dataclass
 class ReproduceArgs(RunArgs):
     out: Path = option(
-        Path("reports/house-kge"), help="directory for results.json, results.md, tables and figures"
+        Path("reports/house-kge"),
+        help="directory for results.json, results.md, tables and figures",
+        output="dir",
     )
     quick: bool = option(
         True, help="minutes on a CPU (--full: larger models and WN18RR)", flags=("--quick", "--full")

@@ -108,13 +108,15 @@ class ReferenceArgs(ProblemArgs):
     points: int = option(1000, help="test points")
     mc_samples: int = option(65536, help="Monte Carlo draws per point (float64; hjb-lqg only)")
     seed: int = option(0, help="seed of the points and of the draws")
-    out: Path = option(Path("hjb_reference.safetensors"), help="output .safetensors file")
+    out: Path = option(Path("hjb_reference.safetensors"), help="output .safetensors file", output="file")
 
 
 @dataclass
 class ReproduceArgs(RunArgs):
     out: Path = option(
-        Path("reports/pinn-linf"), help="directory for results.json, results.md, tables and figures"
+        Path("reports/pinn-linf"),
+        help="directory for results.json, results.md, tables and figures",
+        output="dir",
     )
     quick: bool = option(True, help="minutes on a CPU (--full: d = 100 and longer runs)", flags=("--quick", "--full"))  # fmt: skip
 

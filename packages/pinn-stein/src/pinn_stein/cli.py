@@ -81,13 +81,15 @@ class ReferenceArgs:
     points: int = option(1000, help="test points")
     samples: int = option(65536, help="Monte Carlo draws per point (float64)")
     seed: int = option(0, help="seed of the points and of the draws")
-    out: Path = option(Path("hjb_reference.safetensors"), help="output .safetensors file")
+    out: Path = option(Path("hjb_reference.safetensors"), help="output .safetensors file", output="file")
 
 
 @dataclass
 class ReproduceArgs(RunArgs):
     out: Path = option(
-        Path("reports/pinn-stein"), help="directory for results.json, results.md, tables and figures"
+        Path("reports/pinn-stein"),
+        help="directory for results.json, results.md, tables and figures",
+        output="dir",
     )
     quick: bool = option(
         True,

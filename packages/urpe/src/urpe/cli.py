@@ -63,6 +63,7 @@ class ReproduceArgs(RunArgs):
     out: Path = option(
         Path("reports/urpe"),
         help="directory for results.json, results.md, figures and runs/ (finished or interrupted runs there are resumed)",
+        output="dir",
     )
     quick: bool = option(
         True,
