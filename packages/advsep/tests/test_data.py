@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from advsep import digits, gaussian, load_dataset, load_npz, mnist1d
+from advsep import Dataset, digits, gaussian, load_dataset, load_npz, mnist1d, standardize
 from papers_common import InputError
 
 
@@ -60,10 +60,11 @@ def test_npz_with_and_without_a_test_split(tmp_path):
         ({"x": np.zeros((4, 2))}, "needs arrays 'x' and 'y'"),
         ({"x": np.zeros((4, 2)), "y": np.zeros(3, dtype=int)}, "'x' has 4 examples, 'y' 3"),
         ({"x": np.zeros((4, 2)), "y": np.zeros(4)}, "'y' must hold integer labels"),
-        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, -1, 0])}, "labels must be >= 0"),
-        ({"x": np.full((4, 2), np.nan), "y": np.zeros(4, dtype=int)}, "non-finite value"),
-        ({"x": np.zeros((4, 2)), "y": np.zeros(4, dtype=int), "x_test": np.zeros((2, 2))}, "both 'x_test' and 'y_test'"),
-        ({"x": np.zeros((4, 2)), "y": np.zeros(4, dtype=int), "x_test": np.zeros((2, 3)), "y_test": np.zeros(2, dtype=int)},
+        ({"x": np.zeros((4, 2)), "y": np.zeros(4, dtype=int)}, r"1 value\(s\) \[0\]; .* at least two classes"),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 2)), "y_test": np.array([1, 7])},
+         r"'y_test' has label\(s\) \[7\] that never occur in 'y'"),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 2))}, "both 'x_test' and 'y_test'"),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 3)), "y_test": np.array([0, 1])},
          "training examples have shape"),
     ],
 )  # fmt: skip
@@ -79,8 +80,76 @@ def test_unknown_and_missing_datasets_are_named(tmp_path):
         load_dataset("cifar")
     with pytest.raises(InputError, match="no such file"):
         load_dataset(tmp_path / "missing.npz")
-    (tmp_path / "broken.npz").write_text("not a zip")
-    with pytest.raises(InputError, match=r"not a readable \.npz file"):
+    (tmp_path / "broken.npz").write_text("x,y\n1,0\n")
+    with pytest.raises(InputError, match=r"broken\.npz: not an npz archive \(numpy\.savez writes a zip file"):
         load_dataset(tmp_path / "broken.npz")
+    np.save(tmp_path / "single.npy", np.zeros((3, 2)))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(InputError, match=r"single\.npz: a single \.npy array, not an npz archive"):
+        load_dataset(tmp_path / "single.npz")
     with pytest.raises(InputError, match="torchvision:NAME:ROOT"):
         load_dataset("torchvision:CIFAR10")
+
+
+def test_a_non_finite_row_is_named_by_file_array_and_row_as_stored(tmp_path):
+    x = np.ones((30, 3))
+    x[17, 1] = np.nan
+    np.savez(tmp_path / "users.npz", x=x, y=np.arange(30) % 2)  # no test split: the rows are shuffled after
+    with pytest.raises(InputError, match=r"users\.npz: 'x' row 17 has a non-finite value"):
+        load_dataset(tmp_path / "users.npz")
+    xt = np.ones((5, 3))
+    xt[[2, 4], 0] = np.inf
+    np.savez(
+        tmp_path / "split.npz", x=np.ones((30, 3)), y=np.arange(30) % 2, x_test=xt, y_test=np.arange(5) % 2
+    )
+    with pytest.raises(
+        InputError, match=r"split\.npz: 'x_test' row 2 has a non-finite value \(and 1 more rows\)"
+    ):
+        load_dataset(tmp_path / "split.npz")
+
+
+def test_labels_that_are_not_0_to_k_are_mapped_and_the_mapping_kept(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.array([0, 100, 200])[np.arange(60) % 3]
+    np.savez(tmp_path / "sparse.npz", x=rng.normal(size=(60, 4)), y=y)
+    data = load_dataset(tmp_path / "sparse.npz")
+    assert data.classes == 3
+    assert data.label_values == [0, 100, 200]
+    assert data.describe()["label_values"] == [0, 100, 200]
+    assert set(data.y_train.tolist()) == {0, 1, 2}
+    np.savez(tmp_path / "signs.npz", x=rng.normal(size=(40, 4)), y=np.where(np.arange(40) % 2, 1, -1))
+    signs = load_dataset(tmp_path / "signs.npz")
+    assert (signs.classes, signs.label_values) == (2, [-1, 1])
+    np.savez(tmp_path / "plain.npz", x=rng.normal(size=(40, 4)), y=np.arange(40) % 4)
+    plain = load_dataset(tmp_path / "plain.npz")
+    assert plain.label_values is None
+    assert "label_values" not in plain.describe()
+
+
+def test_users_features_are_standardised_with_the_training_splits_statistics(tmp_path):
+    rng = np.random.default_rng(1)
+    scale = np.array([1e-3, 1.0, 4e3])  # breast-cancer-like: features on very different scales
+    x, xt = rng.normal(size=(200, 3)) * scale + 5 * scale, rng.normal(size=(50, 3)) * scale
+    np.savez(tmp_path / "scales.npz", x=x, y=np.arange(200) % 2, x_test=xt, y_test=np.arange(50) % 2)
+    data = load_dataset(tmp_path / "scales.npz")
+    assert data.describe()["standardized"] is True
+    assert torch.allclose(data.x_train.mean(0), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(data.x_train.std(0, unbiased=False), torch.ones(3), atol=1e-4)
+    stats = data.standardization
+    assert stats is not None
+    expected = (torch.as_tensor(xt, dtype=torch.float32) - stats.mean) / stats.std  # the training statistics
+    assert torch.allclose(data.x_test, expected)
+    assert torch.allclose(stats.mean, torch.as_tensor(x.mean(0), dtype=torch.float32), rtol=1e-5)
+    raw = load_dataset(tmp_path / "scales.npz", standardize_features=False)
+    assert raw.standardization is None
+    assert raw.describe()["standardized"] is False
+    assert float(raw.x_train[:, 2].abs().max()) > 1e4
+    saved = np.load(stats.save(tmp_path / "standardization.npz"))
+    assert np.allclose(saved["mean"], stats.mean.numpy())
+    assert np.allclose(saved["std"], stats.std.numpy())
+    one_constant_feature = Dataset("c", torch.tensor([[1.0, 2.0], [1.0, 3.0]]), torch.tensor([0, 1]),
+                                   torch.tensor([[1.0, 5.0]]), torch.tensor([0]), 2)  # fmt: skip
+    constant = standardize(one_constant_feature)
+    assert constant.x_train[:, 0].eq(0).all()
+    assert constant.x_test.tolist() == [[0.0, 5.0]]
+    assert digits().standardization is None  # the bundled sets keep their documented scales

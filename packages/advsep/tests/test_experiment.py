@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advsep import Setup, make_classifier, run_experiment, shuffled_labels, sweep, train_classifier
+from advsep import Dataset, Setup, make_classifier, run_experiment, shuffled_labels, sweep, train_classifier
 from papers_common import InputError
 
 
@@ -35,6 +35,8 @@ def test_bad_training_settings_are_named(mixture):
         train_classifier(net, mixture, epochs=1, lr=float("nan"))
     with pytest.raises(InputError, match="epochs must be a non-negative integer"):
         train_classifier(net, mixture, epochs=-1, lr=0.1)
+    with pytest.raises(InputError, match="the batch size must be an integer >= 1, got 0"):
+        train_classifier(net, mixture, epochs=1, lr=0.1, batch_size=0)
     with pytest.raises(InputError, match="training diverged"):
         train_classifier(make_classifier("mlp", mixture.shape, 4, width=64, depth=4, parameterization="standard"),
                          mixture, epochs=3, lr=1e6)  # fmt: skip
@@ -74,3 +76,32 @@ def test_sweeps_follow_their_axis_in_order(mixture):
         sweep(mixture, Setup(), "batch", [1])  # type: ignore[arg-type]
     with pytest.raises(InputError, match="needs at least one value"):
         sweep(mixture, Setup(), "width", [])
+
+
+def test_a_network_that_stays_at_the_majority_class_is_reported(mixture, caplog):
+    x, y = torch.ones(40, 3), torch.tensor([1] * 30 + [0] * 10)  # nothing to learn but the label counts
+    flat = Dataset("flat", x, y, x[:8], y[:8], 2)
+    torch.manual_seed(0)
+    net = make_classifier("mlp", (3,), 2, width=8, parameterization="standard")
+    report = train_classifier(net, flat, epochs=3, lr=0.5)
+    assert report.majority_accuracy == 0.75
+    assert report.at_majority
+    assert ("flat: after 3 epochs at lr 0.5 the network's training accuracy is 0.750, no better than always "
+            "predicting the most common class (0.750)") in caplog.text  # fmt: skip
+    caplog.clear()
+    torch.manual_seed(0)
+    net = make_classifier("two-layer", mixture.shape, mixture.classes, width=256)
+    assert not train_classifier(net, mixture, epochs=5, lr=2.0).at_majority
+    assert not train_classifier(
+        net, mixture, epochs=0, lr=2.0
+    ).at_majority  # untrained: nothing to warn about
+    assert "no better than" not in caplog.text
+
+
+def test_the_cnn_records_none_for_the_sizes_it_does_not_have(mixture):
+    setup = Setup(model="cnn", width=512, depth=4)
+    assert (setup.width, setup.depth, setup.parameterization) == (None, None, "standard")
+    with pytest.raises(InputError, match="the two-layer network has depth 2, got depth=5"):
+        Setup(model="two-layer", depth=5)
+    with pytest.raises(InputError, match="the cnn has fixed channels"):
+        sweep(mixture, Setup(model="cnn"), "width", [4, 8])

@@ -75,7 +75,8 @@ def test_cnn_takes_images_and_signals(shape):
 @pytest.mark.parametrize("kind", ["two-layer", "mlp", "cnn"])
 def test_save_and_load_round_trip(tmp_path, kind):
     torch.manual_seed(2)
-    net = make_classifier(kind, (1, 8, 8), 10, width=32, depth=3)
+    sizes = {"two-layer": {"width": 32}, "mlp": {"width": 32, "depth": 3}, "cnn": {}}[kind]
+    net = make_classifier(kind, (1, 8, 8), 10, **sizes)
     folder = net.save_pretrained(tmp_path / kind)
     assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors"}
     again = load_classifier(folder)
@@ -96,3 +97,13 @@ def test_bad_configurations_are_named(tmp_path):
     (tmp_path / "config.json").write_text('{"architectures": ["BertModel"]}')
     with pytest.raises(InputError, match="not an advsep classifier"):
         load_classifier(tmp_path)
+
+
+def test_a_setting_the_model_would_not_use_is_refused():
+    net = make_classifier("cnn", (1, 40), 3, activation="gelu")
+    assert net.config.activation == "gelu"
+    assert any(isinstance(m, torch.nn.GELU) for m in net.modules())
+    with pytest.raises(InputError, match=r"the cnn has fixed channels \(32, 64\)"):
+        make_classifier("cnn", (1, 40), 3, width=64)
+    with pytest.raises(InputError, match="the two-layer network has depth 2, got depth=4"):
+        make_classifier("two-layer", (1, 40), 3, depth=4)

@@ -1,4 +1,5 @@
-"""pinn-linf vs DeepXDE and the official L_inf-PINN code on HJB-LQG: errors at equal time, s per iteration.
+"""pinn-linf's adversarial training vs its own L2 PINN, DeepXDE and the official L_inf-PINN code on HJB-LQG:
+errors at equal time, s per iteration.
 
 Workload: ``pinn_linf.HJBLQG(20)`` (u_t + Δu − abs(∇u)² = 0, T = 1, g(x) = log((1 + abs(x)²)/2)), the tanh MLP
 [21, W, W, W, 1] of ``papers_common.MLP`` (W = 128 quick, 256 full), 64 domain + 64 terminal points drawn fresh
@@ -9,11 +10,15 @@ the same initial weights.
 
 Measurements, each in its own fresh Python process (``papers_common.run_isolated``):
 
-1. Equal wall clock against DeepXDE (the headline): ours, ``pinn_linf.train`` with the adversarial loss (K = 5
-   sign-ascent steps of size η = 0.05) for ``budget`` seconds (30 quick, 120 full); then DeepXDE (``deepxde_hjb``: a ``dde.grad.hessian``
-   loop in a hand-written training loop, since DeepXDE's geometries cannot express x ~ N(0, I)) for exactly as
-   many seconds, with RAR (residual-based adaptive refinement) and with plain resampling. Headline: our W^{1,1}
-   error / DeepXDE-RAR's.
+1. Equal wall clock: ours, ``pinn_linf.train`` with the adversarial loss (K = 5 sign-ascent steps of size
+   η = 0.05) for ``budget`` seconds (30 quick, 120 full); then, for exactly as many seconds, the strongest
+   equal-time alternative, our own L2 PINN (the same trainer and network with ``LossConfig(kind="l2")``, whose
+   iterations cost about 1/(K + 1) as much), and DeepXDE (``deepxde_hjb``: a ``dde.grad.hessian`` loop in a
+   hand-written training loop, since DeepXDE's geometries cannot express x ~ N(0, I)) with RAR (residual-based
+   adaptive refinement) and with plain resampling. Headline: our adversarial W^{1,1} error / our L2 PINN's.
+   A comparison in which either side ran fewer than ``MIN_ITERATIONS`` (50) iterations in the budget (an
+   overloaded machine) compares barely trained networks: its rows are left out of bench.json, and when it is
+   the headline's, no bench.json is written and the exit status is 1.
 2. Seconds per plain L2 iteration: ours (forward Laplacian, ``pinn_linf.fields(method="forward")``) against
    DeepXDE's ``dde.grad.hessian`` loop on the same network and batch, after checking that both give the same
    derivatives on shared weights.
@@ -22,8 +27,9 @@ Measurements, each in its own fresh Python process (``papers_common.run_isolated
    loop with the same K, η, sizes and weights; and both trained for the same number of iterations from the same
    weights on the same points, with their errors. Without it these rows are left out.
 
-``ratio = ours / anchor``: below 1 means ours has the lower error, or is faster. bench.json is written in any
-case; the exit status is 1 when an anchor's Laplacian does not match ours.
+``ratio = ours / anchor``: below 1 means ours has the lower error, or is faster. The exit status is 1 when an
+anchor's Laplacian does not match ours (bench.json is written all the same) or when the headline comparison is
+invalid (then no bench.json is written).
 
     python packages/pinn-linf/benchmarks/run.py --out reports/pinn-linf [--quick] [--threads 2] \\
         [--official-dir PATH]
@@ -76,7 +82,8 @@ from pinn_linf import (
 # float32: the anchors' Laplacians must match ours to this, relative to max(1, max abs(Δu))
 CHECK_TOLERANCE = 1e-5
 TRAIN_SEED, TEST_SEED = 0, 2022  # the training points' and the test points' seeds, apart
-FEW_ITERATIONS = 100  # an equal wall-clock run with fewer iterations than this gets a printed warning
+MIN_ITERATIONS = 50  # an equal wall-clock run with fewer iterations than this makes its comparison invalid
+HEADLINE_RUN = "train-ours-l2"  # the headline's anchor: our own L2 PINN for the same seconds
 DEEPXDE_RUNS = {  # the DeepXDE equal wall-clock measurements and their labels in the table
     "train-deepxde-rar": "eq. time vs DeepXDE RAR",
     "train-deepxde-resample": "eq. time vs DeepXDE resample",
@@ -180,22 +187,26 @@ def median_seconds(step: Callable[[], Any], setup: Setup, timed: int, desc: str)
     return {"seconds": statistics.median(wall), "cpu_seconds": statistics.median(cpu)}
 
 
-def train_ours(request: Request) -> dict[str, Any]:
-    """Our adversarial training for ``budget`` seconds (after building the test set); its errors."""
+def train_ours(request: Request, *, adversarial: bool) -> dict[str, Any]:
+    """Our training (after building the test set); its errors. Adversarial: for ``budget`` seconds; L2: for the
+    ``seconds`` the adversarial run took."""
     setup = request.setup
     test = test_set(setup)
+    seconds = setup.budget if adversarial else request.seconds
+    assert seconds is not None, "our L2 PINN's budget is the time the adversarial run took"
     config = TrainConfig(
         iterations=10**6,  # only a cap: the time budget ends training
         lr=setup.lr,
         domain_batch=setup.domain_batch,
         terminal_batch=setup.terminal_batch,
-        loss=setup.adversarial,
+        loss=setup.adversarial if adversarial else LossConfig(kind="l2"),
         method="forward",
-        time_budget=setup.budget,
+        time_budget=seconds,
         eval_every=0,
         checkpoint_every=0,
     )
-    result = train(initial_network(setup), setup.problem, config, test=test, seed=TRAIN_SEED, desc="ours")
+    desc = "ours adversarial" if adversarial else "ours l2"
+    result = train(initial_network(setup), setup.problem, config, test=test, seed=TRAIN_SEED, desc=desc)
     return {"seconds": result.seconds, "iterations": result.iterations, "metrics": result.metrics}
 
 
@@ -331,7 +342,8 @@ def equal_official(request: Request) -> dict[str, Any]:
 
 
 TASKS: dict[str, Callable[[Request], dict[str, Any]]] = {
-    "train-ours": train_ours,
+    "train-ours": partial(train_ours, adversarial=True),
+    HEADLINE_RUN: partial(train_ours, adversarial=False),
     "train-deepxde-rar": partial(train_deepxde, refine=True),
     "train-deepxde-resample": partial(train_deepxde, refine=False),
     "time-ours-l2": partial(time_ours, adversarial=False),
@@ -363,13 +375,14 @@ def measure(request: Request) -> dict[str, Any]:
 
 
 def measure_all(setup: Setup, official_dir: str | None) -> dict[str, dict[str, Any]]:
-    """Every measurement, in order; DeepXDE's budget is the time ours took."""
+    """Every measurement, in order; the other equal wall-clock runs' budget is the time ours took."""
     tasks = [*TASKS, *(OFFICIAL_TASKS if official_dir is not None else ())]
     results: dict[str, dict[str, Any]] = {}
     bar = progress(tasks, desc="benchmark", unit="measurement")
     for task in bar:
         bar.set_postfix(task=task, refresh=False)
-        seconds = results["train-ours"]["seconds"] if task.startswith("train-deepxde-") else None
+        equal_time = task.startswith("train-") and task != "train-ours"
+        seconds = results["train-ours"]["seconds"] if equal_time else None
         results[task] = measure(Request(task, setup, official_dir, seconds))
     return results
 
@@ -386,6 +399,20 @@ def check_text(name: str, check: dict[str, Any], extra: str) -> tuple[bool, str]
 
 
 Row = tuple[str, Measurement]  # a short label for the printed table, and the measurement
+
+
+def too_few_iterations(ours: int, anchor: int, least: int = MIN_ITERATIONS) -> str | None:
+    """Why an equal wall-clock comparison is invalid (a side ran fewer than ``least`` iterations), else None.
+
+    Such networks are barely trained, and the ratio of their errors says nothing about the methods; it happens
+    when other work starves one of the runs of its budget.
+    """
+    short = [
+        f"{side} ran {count}" for side, count in (("ours", ours), ("the anchor", anchor)) if count < least
+    ]
+    if not short:
+        return None
+    return f"{' and '.join(short)} iterations in the budget, fewer than {least}"
 
 
 def row(label: str, workload: str, metric: str, unit: str, ours: float, theirs: float, anchor: Anchor) -> Row:
@@ -421,14 +448,35 @@ def timing_row(
     )
 
 
+def headline_rows(
+    setup: Setup, results: dict[str, dict[str, Any]], anchor: Anchor
+) -> tuple[list[Row], str | None]:
+    """Errors at equal wall clock, ours (adversarial) against our own L2 PINN; why they are invalid, or None."""
+    ours, theirs = results["train-ours"], results[HEADLINE_RUN]
+    workload = (
+        f"{setup.describe()}; equal wall clock: ours adversarial K={setup.steps} eta={setup.step_size:g} "
+        f"{ours['seconds']:.1f} s / {ours['iterations']} its vs our L2 PINN (same trainer, network, initial "
+        f"weights and fresh points per iteration, loss kind 'l2') {theirs['seconds']:.1f} s / "
+        f"{theirs['iterations']} its; test {setup.test_points} points, {setup.test_samples} MC draws each"
+    )
+    rows = error_rows("eq. time vs our L2 PINN", workload, ours["metrics"], theirs["metrics"], anchor)
+    return rows, too_few_iterations(ours["iterations"], theirs["iterations"])
+
+
 def deepxde_rows(
     setup: Setup, results: dict[str, dict[str, Any]], anchor: Anchor
-) -> tuple[list[Row], str, bool]:
-    """Errors at equal wall clock against both DeepXDE runs and seconds per L2 iteration; the check's text."""
+) -> tuple[list[Row], list[str], str, bool]:
+    """Errors at equal wall clock against both DeepXDE runs and seconds per L2 iteration; the notes on the
+    comparisons left out (too few iterations), and the derivative check's text and outcome."""
     ours = results["train-ours"]
     rows: list[Row] = []
+    invalid: list[str] = []
     for task, label in DEEPXDE_RUNS.items():
         theirs, rar = results[task], results[task]["rar"]
+        reason = too_few_iterations(ours["iterations"], theirs["iterations"])
+        if reason is not None:
+            invalid.append(f"{label}: left out, {reason}")
+            continue
         sampling = (
             f"RAR every {rar['period']} its (top {rar['added']} of {rar['candidates']} fresh candidates, newest "
             f"{rar['anchors']} in each batch; RAR rounds: {theirs['rar_rounds']})"
@@ -448,7 +496,7 @@ def deepxde_rows(
         f"weights, median of {setup.timed}; {check}"
     )
     rows.append(timing_row("L2 s/it vs DeepXDE", workload, results["time-ours-l2"], timing, anchor))
-    return rows, check, passed
+    return rows, invalid, check, passed
 
 
 def official_rows(setup: Setup, results: dict[str, dict[str, Any]], anchor: Anchor) -> list[Row]:
@@ -531,10 +579,16 @@ def main(argv: list[str] | None = None) -> int:
         "deepxde": version("deepxde"),
         "benchmark_seconds": round(time.perf_counter() - began, 1),
     }
+    own_l2 = Anchor(
+        "pinn-linf L2 PINN (the same trainer and network, loss kind 'l2', equal wall clock)",
+        version("pinn-linf"),
+    )
     deepxde = Anchor(
         "DeepXDE (PyTorch backend: FNN, dde.grad.hessian loop, RAR; hand-written loop)", version("deepxde")
     )
-    rows, check, passed = deepxde_rows(setup, results, deepxde)
+    rows, headline_invalid = headline_rows(setup, results, own_l2)
+    extra, invalid, check, passed = deepxde_rows(setup, results, deepxde)
+    rows += extra
     checks = [check]
     if official is not None:
         found = results["time-official-adversarial"]["check"]
@@ -549,17 +603,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {json.dumps({k: v for k, v in machine.items() if k != 'settings'})}")
     print(f"settings: {json.dumps(machine['settings'])}")
     print(f"mode: {machine['mode']}; ratio = ours / anchor (below 1: ours has the lower error or is faster)")
-    print_table(rows)
-    print("\n".join(checks))
-    fewest = min(results[task]["iterations"] for task in ("train-ours", *DEEPXDE_RUNS))
-    if fewest < FEW_ITERATIONS:
+    if headline_invalid is not None:
         print(
-            f"warning: a run took only {fewest} iterations in its {setup.budget:g} s budget; the errors compare "
-            "barely trained networks (an overloaded machine? try --threads 1)"
+            f"error: the headline comparison is invalid: {headline_invalid} (an overloaded machine? try "
+            f"--threads 1); no ratio is reported and {args.out / 'bench.json'} is not written"
         )
-    headline = rows[0][1]  # W^{1,1} at equal wall clock against DeepXDE with RAR
+        return 1
+    print_table(rows)
+    print("\n".join([*invalid, *checks]))
+    headline = rows[0][1]  # W^{1,1} at equal wall clock against our own L2 PINN
     path = write_bench(
-        Bench("pinn-linf", deepxde, headline, machine, [measured for _, measured in rows]), args.out
+        Bench("pinn-linf", own_l2, headline, machine, [measured for _, measured in rows]), args.out
     )
     print(
         json.dumps(

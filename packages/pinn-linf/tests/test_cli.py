@@ -119,9 +119,9 @@ def test_quick_sizes_the_run_for_a_cpu(tmp_path: Path, capsys: pytest.CaptureFix
         (["--mu", "0"], "mu must be positive"),
         (["--mu", "nan"], "mu must be positive"),
         (["--step-size", "-0.1"], "step size eta must be positive"),
-        (["--steps", "-1"], "steps K must be a non-negative integer"),
+        (["--steps", "-1"], "--steps -1: must be a positive integer"),
         (["--lr", "nan"], "lr must be positive and finite"),
-        (["--dim", "0"], "the dimension must be a positive integer"),
+        (["--dim", "0"], "--dim 0: must be a positive integer"),
         (["--test-set", "missing.safetensors"], "no such file"),
         (["--time-budget", "-5"], "time_budget must be positive"),
     ],
@@ -134,4 +134,127 @@ def test_bad_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--width", "0"),  # once read as "not given", which trained width 64 without a word
+        ("--width", "-8"),
+        ("--depth", "0"),
+        ("--iterations", "0"),
+        ("--iterations", "-5"),
+        ("--domain-batch", "0"),
+        ("--terminal-batch", "-1"),
+        ("--steps", "0"),
+        ("--test-points", "0"),
+        ("--mc-samples", "0"),
+        ("--probe-points", "0"),
+        ("--eval-every", "-1"),
+        ("--checkpoint-every", "-1"),
+        ("--dim", "-3"),
+    ],
+)
+def test_zero_or_negative_sizes_are_refused_naming_the_flag(
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert app.main(["train", "--dim", "2", "--iterations", "2", "--out", str(out), *SMALL, flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{flag} {value}: must be" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reference", "--points", "0"],
+        ["reference", "--mc-samples", "-1"],
+        ["reference", "--dim", "0"],
+        ["evaluate", "--model", "run", "--test-points", "0"],
+        ["evaluate", "--model", "run", "--mc-samples", "0"],
+    ],
+)
+def test_sizes_of_the_other_commands_are_checked_too(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert app.main([*argv, *(["--out", "ref.safetensors"] if argv[0] == "reference" else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{argv[-2]} {argv[-1]}: must be a positive integer" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _truncated(path: Path, source: bytes) -> None:
+    path.write_bytes(source[: len(source) // 2])
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("text.safetensors", b"these are not tensors\n"),
+        ("empty.safetensors", b""),
+        ("truncated.safetensors", None),
+        ("text.pkl", b"these are not tensors either\n"),
+        ("truncated.pkl", None),
+    ],
+)
+def test_an_unreadable_test_set_is_named_with_what_was_expected(
+    name: str, content: bytes | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    bad = tmp_path / name
+    if content is not None:
+        bad.write_bytes(content)
+    elif bad.suffix == ".safetensors":
+        TestSet(torch.randn(6, 2), torch.rand(6), torch.randn(6)).save(tmp_path / "whole.safetensors")
+        _truncated(bad, (tmp_path / "whole.safetensors").read_bytes())
+    else:  # a truncated copy of a torch.save file like the paper's
+        torch.save(
+            {"X": torch.randn(6, 3), "Y": torch.randn(6), "grad_x": torch.randn(6, 2)}, tmp_path / "whole"
+        )
+        _truncated(bad, (tmp_path / "whole").read_bytes())
+    out = tmp_path / "run"
+    argv = ["train", "--dim", "2", "--iterations", "2", "--test-set", str(bad), "--out", str(out), *SMALL]
+    assert app.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--test-set {bad}: not a readable test set" in err
+    assert "expected a .safetensors file written by `pinn-linf reference`" in err
+    assert "hjb_{100,250}_grad.pkl (X, Y, grad_x)" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_the_papers_pickle_layout_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A torch.save file of X = [x, t], Y and grad_x, as the official hjb_{100,250}_grad.pkl, evaluates."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    x, t = torch.randn(10, 2, generator=generator), torch.rand(10, 1, generator=generator)
+    u = x.sum(1) + 1 - t[:, 0]  # hjb-lin's solution, T = 1
+    paper = tmp_path / "hjb_2_grad.pkl"
+    torch.save({"X": torch.cat([x, t], 1), "Y": u, "grad_x": torch.ones(10, 2)}, paper)
+    out = tmp_path / "run"
+    assert app.main(["train", "--pde", "hjb-lin", "--dim", "2", "--iterations", "2", "--test-set", str(paper),
+                     "--out", str(out), *SMALL]) == 0  # fmt: skip
+    assert {"rel_l1", "rel_l2", "rel_w11"} <= last_json(capsys.readouterr().out).keys()
+
+
+def test_an_allocation_that_cannot_fit_is_one_line_and_leaves_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10^8 domain points at d = 100 ask for about 37 GiB at the first draw of points."""
+    out = tmp_path / "run"
+    argv = ["train", "--dim", "100", "--domain-batch", "100000000", "--out", str(out), "--width", "8",
+            "--test-points", "4", "--mc-samples", "16", "--probe-points", "4", "--device", "cpu"]  # fmt: skip
+    assert app.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "out of memory" in err
+    assert "--domain-batch 100000000" in err
     assert not out.exists()

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from advsep.data import Dataset, digits, gaussian, load_dataset, load_npz, load_torchvision, mnist1d
+from advsep.data import (
+    Dataset,
+    Standardization,
+    digits,
+    gaussian,
+    load_dataset,
+    load_npz,
+    load_torchvision,
+    mnist1d,
+    standardize,
+)
 from advsep.experiment import (
     AXES,
     Outcome,
@@ -51,6 +61,7 @@ __all__ = [
     "Outcome",
     "ProbeResult",
     "Setup",
+    "Standardization",
     "TrainReport",
     "__version__",
     "accuracy",
@@ -69,6 +80,7 @@ __all__ = [
     "mnist1d",
     "run_experiment",
     "shuffled_labels",
+    "standardize",
     "sweep",
     "train_classifier",
 ]

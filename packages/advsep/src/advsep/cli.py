@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from advsep import __version__
-from papers_common import App, InputError, RunArgs, RunDir, option, pick_device, seed_everything, to_jsonable
+from papers_common import App, InputError, RunDir, option, seed_everything, to_jsonable
 
 if TYPE_CHECKING:
+    from advsep.data import Dataset
     from advsep.experiment import Outcome, Setup
 
 app = App(
@@ -24,21 +25,29 @@ app = App(
 ModelName = Literal["two-layer", "mlp", "cnn"]
 MethodName = Literal["fgsm", "grad", "grad_l2", "pgd"]
 AxisName = Literal["width", "epochs", "lr", "depth", "steps"]
-INTEGER_AXES = ("width", "epochs", "depth", "steps")
+INTEGER_AXES = {"width": 1, "epochs": 0, "depth": 1, "steps": 1}  # the least value of each
 
 
+# The experiments are small and run on the CPU, so the commands take no --device; probe and sweep have a single
+# size (no --quick/--full), which their flags set.
 @dataclass
-class ExperimentArgs(RunArgs):
+class ExperimentArgs:
+    seed: int = option(0, help="random seed for Python, NumPy and torch")
     dataset: str = option("digits", help="digits, mnist1d, gaussian, a .npz file (x, y[, x_test, y_test]) or torchvision:NAME:ROOT")  # fmt: skip
+    standardize: bool = option(
+        True, help="standardise a .npz or torchvision dataset's features with its training split's statistics"
+    )
     model: ModelName = option(
-        "two-layer", help="two-layer (the theorem's network), mlp (--depth layers) or cnn"
+        "two-layer",
+        help="two-layer (the theorem's network), mlp (--depth layers) or cnn (fixed channels 32, 64)",
     )
-    width: int = option(1024, help="hidden units m")
-    depth: int = option(2, help="weight layers of an mlp")
+    width: int | None = option(None, help="hidden units m of two-layer and mlp; 1024 when not given")
+    depth: int | None = option(None, help="weight layers of an mlp; 2 when not given")
     activation: Literal["relu", "tanh", "gelu"] = option("relu", help="activation")
-    parameterization: Literal["ntk", "standard"] = option(
-        "ntk", help="ntk (N(0,1) weights / sqrt(fan-in), ±1 output, no bias) or standard (nn.Linear)"
-    )
+    parameterization: Literal["ntk", "standard"] | None = option(
+        None, help="two-layer and mlp: ntk (N(0,1) weights / sqrt(fan-in), ±1 output, no bias; when not given) "
+        "or standard (nn.Linear)"
+    )  # fmt: skip
     train_epochs: int = option(0, help="SGD epochs before the noise is made (0: at initialisation)")
     lr: float = option(0.1, help="SGD learning rate")
     batch_size: int = option(128, help="SGD mini-batch")
@@ -69,7 +78,8 @@ class SweepArgs(ExperimentArgs):
 
 
 @dataclass
-class ReproduceArgs(RunArgs):
+class ReproduceArgs:
+    seed: int = option(0, help="random seed for Python, NumPy and torch")
     out: Path = option(
         Path("reports/advsep"),
         help="directory for results.json, results.md, tables and figures",
@@ -79,29 +89,57 @@ class ReproduceArgs(RunArgs):
                          flags=("--quick", "--full"))  # fmt: skip
 
 
+def _at_least(flag: str, value: int | None, least: int) -> None:
+    if value is not None and value < least:
+        raise InputError(f"{flag} must be an integer >= {least}, got {value}")
+
+
 def _setup(args: ExperimentArgs) -> Setup:
     from advsep.experiment import Setup
 
+    seed_everything(args.seed)  # also refuses a negative --seed
+    for flag, value, least in (("--width", args.width, 1), ("--depth", args.depth, 1),
+                               ("--train-epochs", args.train_epochs, 0), ("--batch-size", args.batch_size, 1),
+                               ("--steps", args.steps, 1)):  # fmt: skip
+        _at_least(flag, value, least)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise InputError(f"--lr must be positive and finite, got {args.lr}")
     if not (math.isfinite(args.eps) and args.eps > 0):
         raise InputError(f"--eps must be positive and finite, got {args.eps}")
+    if args.model == "cnn":
+        given = [f for f, v in (("--width", args.width), ("--depth", args.depth),
+                                ("--parameterization", args.parameterization)) if v is not None]  # fmt: skip
+        if given:
+            raise InputError(f"{given[0]}: the cnn has fixed channels (32, 64) and torch's initialisation; "
+                             "--width, --depth and --parameterization apply to --model two-layer and mlp")  # fmt: skip
+    if args.model == "two-layer" and args.depth not in (None, 2):
+        raise InputError(f"--depth {args.depth}: the two-layer network has 2 weight layers; use --model mlp")
     return Setup(
-        model=args.model, width=args.width, depth=args.depth, activation=args.activation,
-        parameterization=args.parameterization, epochs=args.train_epochs, lr=args.lr, batch_size=args.batch_size,
-        method=args.method, eps=args.eps, steps=args.steps, labels=args.labels, probe=args.probe, seed=args.seed,
+        model=args.model, width=1024 if args.width is None else args.width,
+        depth=2 if args.depth is None else args.depth, activation=args.activation,
+        parameterization=args.parameterization or "ntk", epochs=args.train_epochs, lr=args.lr,
+        batch_size=args.batch_size, method=args.method, eps=args.eps, steps=args.steps, labels=args.labels,
+        probe=args.probe, seed=args.seed,
     )  # fmt: skip
+
+
+def _load(args: ExperimentArgs) -> Dataset:
+    from advsep.data import load_dataset
+
+    return load_dataset(args.dataset, seed=args.seed, standardize_features=args.standardize)
+
+
+def _save_standardization(run: RunDir, data: Dataset) -> None:
+    if data.standardization is not None:
+        data.standardization.save(run.path("standardization.npz"))
 
 
 @app.command("probe", ProbeArgs, help="make the noises of a dataset and fit a linear probe on them")
 def probe(args: ProbeArgs) -> None:
-    from advsep.data import load_dataset
     from advsep.experiment import clean_probe, experiment
 
-    seed_everything(args.seed)
-    pick_device(args.device)  # validates the flag; the experiments are small and run on the CPU
     setup = _setup(args)
-    data = load_dataset(args.dataset, seed=args.seed)
+    data = _load(args)
     outcome = experiment(data, setup)
     result = {
         **outcome.metrics,
@@ -116,6 +154,7 @@ def probe(args: ProbeArgs) -> None:
             {"command_line": to_jsonable(args), "setup": asdict(setup), "dataset": data.describe()}
         )
         run.write_json("result.json", result)
+        _save_standardization(run, data)
         outcome.model.save_pretrained(
             run.path("model"), extra={"dataset": data.describe(), "setup": asdict(setup)}
         )
@@ -135,26 +174,27 @@ def _save_noise(path: Path, outcome: Outcome) -> None:
 
 @app.command("sweep", SweepArgs, help="the probe's accuracy as one setting varies; writes a table and a plot")
 def sweep_command(args: SweepArgs) -> None:
-    from advsep.data import load_dataset
     from advsep.experiment import clean_probe, sweep
     from papers_common import plot_lines, write_text
 
-    seed_everything(args.seed)
-    pick_device(args.device)
     setup = _setup(args)
     values: list[float | int] = []
     for v in args.values:
         if args.over in INTEGER_AXES:
-            if not float(v).is_integer():
-                raise InputError(f"--values: {args.over} takes integers, got {v}")
+            least = INTEGER_AXES[args.over]
+            if not float(v).is_integer() or v < least:
+                raise InputError(f"--values: {args.over} takes integers >= {least}, got {v:g}")
             values.append(int(v))
+        elif not (math.isfinite(v) and v > 0):
+            raise InputError(f"--values: {args.over} takes positive finite numbers, got {v}")
         else:
             values.append(float(v))
-    data = load_dataset(args.dataset, seed=args.seed)
+    data = _load(args)
     rows = sweep(data, setup, args.over, values)
     clean = clean_probe(data, setup.probe)
     run = RunDir(args.out)
     run.write_config({"command_line": to_jsonable(args), "setup": asdict(setup), "dataset": data.describe()})
+    _save_standardization(run, data)
     run.write_json("sweep.json", {"clean_test_accuracy": clean, "rows": rows})
     table = [f"| {args.over} | probe train | probe test | distance from init | network test accuracy |",
              "|---|---|---|---|---|"]  # fmt: skip
@@ -177,7 +217,7 @@ def reproduce(args: ReproduceArgs) -> None:
     from advsep.reproduce import run
 
     seed_everything(args.seed)
-    results = run(args.out, quick=args.quick, seed=args.seed, device=pick_device(args.device))
+    results = run(args.out, quick=args.quick, seed=args.seed)
     for line in results.summary_lines():
         print(line)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")

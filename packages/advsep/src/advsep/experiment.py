@@ -29,11 +29,16 @@ AXES: tuple[str, ...] = get_args(Axis)
 
 @dataclass(frozen=True)
 class Setup:
-    """Everything one experiment needs besides the data (defaults: the theorem's network at initialisation)."""
+    """Everything one experiment needs besides the data (defaults: the theorem's network at initialisation).
+
+    Only what the model uses is kept: the ``cnn`` has fixed channels (32, 64) and torch's standard
+    initialisation, so its ``width`` and ``depth`` are None and its parameterization ``standard``; ``two-layer``
+    refuses a depth other than 2.
+    """
 
     model: str = "two-layer"
-    width: int = 1024
-    depth: int = 2
+    width: int | None = 1024
+    depth: int | None = 2
     activation: Activation = "relu"
     parameterization: Parameterization = "ntk"
     epochs: int = 0
@@ -49,6 +54,12 @@ class Setup:
     def __post_init__(self) -> None:
         if self.labels not in get_args(Labels):
             raise InputError(f"labels must be 'true' or 'shuffled', got {self.labels!r}")
+        if self.model == "cnn":
+            object.__setattr__(self, "width", None)
+            object.__setattr__(self, "depth", None)
+            object.__setattr__(self, "parameterization", "standard")
+        elif self.model == "two-layer" and self.depth != 2:
+            raise InputError(f"the two-layer network has depth 2, got depth={self.depth}; use model='mlp'")
 
 
 def shuffled_labels(y: torch.Tensor, seed: int) -> torch.Tensor:
@@ -84,11 +95,13 @@ def experiment(data: Dataset, setup: Setup) -> Outcome:
     ``metrics`` holds the setup and ``noise_train_accuracy`` / ``noise_test_accuracy`` (the probe scored against
     the labels that built the noise), ``noise_test_accuracy_true_labels`` (the same probe's test predictions
     against the true labels; equal to the former for ``labels="true"``), ``distance`` (relative, from the initial
-    weights) and ``model_test_accuracy``.
+    weights), ``model_train_accuracy`` / ``model_test_accuracy`` and ``majority_class_accuracy`` (the training
+    accuracy of always predicting the most common class).
     """
     torch.manual_seed(setup.seed)
-    model = make_classifier(setup.model, data.shape, data.classes, width=setup.width, depth=setup.depth,
-                            activation=setup.activation, parameterization=setup.parameterization)  # fmt: skip
+    sizes = {"width": setup.width, "depth": setup.depth} if setup.model != "cnn" else {}
+    model = make_classifier(setup.model, data.shape, data.classes, activation=setup.activation,
+                            parameterization=setup.parameterization, **sizes)  # fmt: skip
     trained = train_classifier(model, data, epochs=setup.epochs, lr=setup.lr, batch_size=setup.batch_size,
                                seed=setup.seed, desc=f"train {setup.model}")  # fmt: skip
     y_train, y_test = data.y_train, data.y_test
@@ -104,7 +117,9 @@ def experiment(data: Dataset, setup: Setup) -> Outcome:
         "noise_test_accuracy": probe.test_accuracy,
         "noise_test_accuracy_true_labels": accuracy_of(probe.test_predictions, data.y_test),
         "distance": trained.distance,
+        "model_train_accuracy": trained.train_accuracy,
         "model_test_accuracy": trained.test_accuracy,
+        "majority_class_accuracy": trained.majority_accuracy,
     }
     return Outcome(metrics, model, noise_train, noise_test, y_train, y_test)
 
@@ -120,6 +135,8 @@ def sweep(data: Dataset, base: Setup, axis: Axis, values: list[Any]) -> list[dic
         raise InputError(f"unknown sweep axis {axis!r}; choose one of {', '.join(AXES)}")
     if not values:
         raise InputError(f"the {axis} sweep needs at least one value")
+    if base.model == "cnn" and axis in ("width", "depth"):
+        raise InputError(f"the cnn has fixed channels (32, 64); sweep {axis} with the two-layer or mlp model")
     rows = []
     bar = progress(total=len(values), desc=f"sweep {axis}", unit="run")
     for value in values:

@@ -117,18 +117,20 @@ class MLPClassifier(Pretrained, nn.Module):
 
 @dataclass(frozen=True)
 class CNNConfig:
-    """A small CNN: ``len(channels)`` blocks of 3-wide convolution + ReLU (+ 2× max-pool after the first),
-    global average pooling and a linear layer.
+    """A small CNN: ``len(channels)`` blocks of 3-wide convolution + activation (+ 2× max-pool after the
+    first), global average pooling and a linear layer, with torch's default initialisation.
 
     Attributes:
         in_shape: (C, L) for 1-D signals or (C, H, W) for images.
         classes: K.
         channels: output channels of each convolution block.
+        activation: σ after each convolution.
     """
 
     in_shape: tuple[int, ...]
     classes: int
     channels: tuple[int, ...] = field(default=(32, 64))
+    activation: Activation = "relu"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
@@ -137,6 +139,10 @@ class CNNConfig:
             raise InputError(f"a CNN needs inputs of shape (C, L) or (C, H, W), got {self.in_shape}")
         if self.classes < 2 or not self.channels or min(self.channels) < 1:
             raise InputError(f"a CNN needs >= 2 classes and >= 1 block, got {self.classes}, {self.channels}")
+        if self.activation not in ACTIVATIONS:
+            raise InputError(
+                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+            )
 
 
 class CNNClassifier(Pretrained, nn.Module):
@@ -152,7 +158,7 @@ class CNNClassifier(Pretrained, nn.Module):
         blocks: list[nn.Module] = []
         channels = config.in_shape[0]
         for i, out in enumerate(config.channels):
-            blocks += [conv(channels, out, 3, padding=1), nn.ReLU()]
+            blocks += [conv(channels, out, 3, padding=1), _activation(config.activation)]
             if i == 0:
                 blocks.append(pool(2))
             channels = out
@@ -169,19 +175,43 @@ Classifier = MLPClassifier | CNNClassifier
 
 
 def make_classifier(
-    kind: str, in_shape: tuple[int, ...], classes: int, *, width: int = 1024, depth: int = 2,
+    kind: str, in_shape: tuple[int, ...], classes: int, *, width: int | None = None, depth: int | None = None,
     activation: Activation = "relu", parameterization: Parameterization = "ntk",
 ) -> Classifier:  # fmt: skip
     """``two-layer`` (the theorems' network), ``mlp`` (``depth`` weight layers) or ``cnn``, for inputs of
-    per-example shape ``in_shape`` and ``classes`` labels."""
+    per-example shape ``in_shape`` and ``classes`` labels.
+
+    ``width`` defaults to 1,024 and ``depth`` to 2. The ``cnn`` takes only ``activation`` (its channels are fixed,
+    its initialisation is torch's) and ``two-layer`` has depth 2: a setting the chosen model would not use is
+    refused rather than ignored.
+    """
     in_dim = math.prod(in_shape)
     if kind == "two-layer":
-        return MLPClassifier(MLPConfig(in_dim, classes, width, 2, activation, parameterization))
+        if depth not in (None, 2):
+            raise InputError(
+                f"the two-layer network has depth 2, got depth={depth}; use kind='mlp' for others"
+            )
+        return MLPClassifier(
+            MLPConfig(in_dim, classes, 1024 if width is None else width, 2, activation, parameterization)
+        )
     if kind == "mlp":
-        return MLPClassifier(MLPConfig(in_dim, classes, width, depth, activation, parameterization))
+        return MLPClassifier(
+            MLPConfig(
+                in_dim,
+                classes,
+                1024 if width is None else width,
+                2 if depth is None else depth,
+                activation,
+                parameterization,
+            )
+        )
     if kind == "cnn":
+        if width is not None or depth is not None:
+            raise InputError(
+                "the cnn has fixed channels (32, 64); width and depth apply to two-layer and mlp"
+            )
         shape = in_shape if len(in_shape) in (2, 3) else (1, in_dim)
-        return CNNClassifier(CNNConfig(shape, classes))
+        return CNNClassifier(CNNConfig(shape, classes, activation=activation))
     raise InputError(f"unknown model {kind!r}; choose one of two-layer, mlp, cnn")
 
 

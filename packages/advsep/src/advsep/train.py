@@ -1,11 +1,14 @@
 """Moving a network away from its initialisation: plain SGD on the cross-entropy for some epochs (paper §5).
 
 The paper's degradation statement is about how far the network has moved; :class:`TrainReport` records the
-relative distance ‖θ − θ₀‖ / ‖θ₀‖ next to the accuracies.
+relative distance ‖θ − θ₀‖ / ‖θ₀‖ next to the accuracies. A network that trains for some epochs and stays no
+better than always predicting the most common class is logged as a warning: its noises are those of a network
+that learned nothing (often features on very different scales, or a learning rate too small or too large).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -16,16 +19,25 @@ from torch.nn import functional as F
 from advsep.data import Dataset
 from papers_common import InputError, progress
 
+LOG = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TrainReport:
-    """What training did: epochs, learning rate, relative distance from the initial weights, accuracies."""
+    """What training did: epochs, learning rate, relative distance from the initial weights, accuracies, and
+    ``majority_accuracy``, the training accuracy of always predicting the most common training label."""
 
     epochs: int
     lr: float
     distance: float
     train_accuracy: float
     test_accuracy: float
+    majority_accuracy: float
+
+    @property
+    def at_majority(self) -> bool:
+        """Trained, yet no better than the majority class (within 0.01)."""
+        return self.epochs > 0 and self.train_accuracy <= self.majority_accuracy + 0.01
 
 
 def _flat(model: nn.Module) -> torch.Tensor:
@@ -62,8 +74,10 @@ def train_classifier(
         raise InputError(f"epochs must be a non-negative integer, got {epochs!r}")
     if not (math.isfinite(lr) and lr > 0):
         raise InputError(f"the learning rate must be positive and finite, got {lr}")
-    if batch_size < 1 or not 0 <= momentum < 1:
-        raise InputError(f"need batch_size >= 1 and 0 <= momentum < 1, got {batch_size}, {momentum}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"the batch size must be an integer >= 1, got {batch_size!r}")
+    if not 0 <= momentum < 1:
+        raise InputError(f"the momentum must be in [0, 1), got {momentum}")
     start = _flat(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     generator = torch.Generator().manual_seed(seed)
@@ -86,5 +100,13 @@ def train_classifier(
             bar.update(1)
     bar.close()
     moved = float((_flat(model) - start).norm() / start.norm().clamp_min(1e-30))
-    return TrainReport(epochs, lr, moved, accuracy(model, data.x_train, data.y_train),
-                       accuracy(model, data.x_test, data.y_test))  # fmt: skip
+    report = TrainReport(epochs, lr, moved, accuracy(model, data.x_train, data.y_train),
+                         accuracy(model, data.x_test, data.y_test), data.majority_share())  # fmt: skip
+    if report.at_majority:
+        LOG.warning(
+            "%s: after %d epochs at lr %g the network's training accuracy is %.3f, no better than always predicting "
+            "the most common class (%.3f): it has learned nothing, so its noises are those of an untrained "
+            "network; check the features' scale (the user's data is standardised unless --no-standardize) and "
+            "the learning rate", data.name, epochs, lr, report.train_accuracy, report.majority_accuracy,
+        )  # fmt: skip
+    return report

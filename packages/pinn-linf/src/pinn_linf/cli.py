@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +39,20 @@ CPU_WIDTH, PAPER_WIDTH, QUICK_WIDTH = 256, 4096, 64
 QUICK_ITERATIONS, QUICK_TEST_POINTS, QUICK_MC_SAMPLES = 100, 200, 4096
 
 
+def _check_counts(args: object, least: dict[str, int]) -> None:
+    """Raise :class:`InputError` naming the flag when a size or count option of ``args`` is below its least value.
+
+    ``least`` maps option names to the smallest value that means something (1 for sizes; 0 where 0 is documented,
+    as "evaluate only at the end"); unset options (None) are skipped.
+    """
+    for name, minimum in least.items():
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            flag = "--" + name.replace("_", "-")
+            wanted = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+            raise InputError(f"{flag} {value}: must be {wanted}")
+
+
 @dataclass
 class ProblemArgs:
     pde: ProblemName = option("hjb-lqg", help="the problem")
@@ -46,6 +61,9 @@ class ProblemArgs:
     c: float = option(1.25, help="exponent c in (1, 2] of hjb-lin")
     horizon: float = option(1.0, help="terminal time T")
 
+    def __post_init__(self) -> None:
+        _check_counts(self, {"dim": 1})
+
 
 @dataclass
 class TrainArgs(RunArgs, ProblemArgs):
@@ -53,7 +71,9 @@ class TrainArgs(RunArgs, ProblemArgs):
         "adversarial", help="l2 (standard PINN), lp (squared L^p norm) or adversarial (L∞)"
     )
     p: float = option(4.0, help="p of the lp loss")
-    steps: int = option(20, help="K, sign-gradient ascent steps per iteration (adversarial)")
+    steps: int = option(
+        20, help="K ≥ 1, sign-gradient ascent steps per iteration (adversarial; --loss l2 has none)"
+    )
     step_size: float = option(0.05, help="η, the ascent step per coordinate (adversarial)")
     radius: float | None = option(
         None, help="bound on |x − x₀| per coordinate during the ascent (default: none)"
@@ -81,7 +101,7 @@ class TrainArgs(RunArgs, ProblemArgs):
     eval_every: int = option(100, help="evaluate every N iterations (0: at the end)")
     checkpoint_every: int = option(500, help="checkpoint every N iterations (0: at the end)")
     test_set: Path | None = option(
-        None, help="a reference file from `pinn-linf reference` (or the paper's pickle)"
+        None, help="a reference file from `pinn-linf reference` (or the paper's hjb_{100,250}_grad.pkl)"
     )
     test_points: int = option(
         1000, help="size of the generated test set when --test-set is not given (--quick: at most 200)"
@@ -90,6 +110,12 @@ class TrainArgs(RunArgs, ProblemArgs):
         65536, help="Monte Carlo draws per point of a generated hjb-lqg reference (--quick: at most 4096)"
     )
     probe_points: int = option(2000, help="points where the maximum residual is measured")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_counts(self, {"steps": 1, "iterations": 1, "domain_batch": 1, "terminal_batch": 1, "width": 1,
+                            "depth": 1, "eval_every": 0, "checkpoint_every": 0, "test_points": 1,
+                            "mc_samples": 1, "probe_points": 1})  # fmt: skip
 
 
 @dataclass
@@ -102,6 +128,9 @@ class EvaluateArgs:
     mc_samples: int = option(65536, help="Monte Carlo draws per point of such a set (hjb-lqg)")
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 
+    def __post_init__(self) -> None:
+        _check_counts(self, {"test_points": 1, "mc_samples": 1})
+
 
 @dataclass
 class ReferenceArgs(ProblemArgs):
@@ -109,6 +138,10 @@ class ReferenceArgs(ProblemArgs):
     mc_samples: int = option(65536, help="Monte Carlo draws per point (float64; hjb-lqg only)")
     seed: int = option(0, help="seed of the points and of the draws")
     out: Path = option(Path("hjb_reference.safetensors"), help="output .safetensors file", output="file")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_counts(self, {"points": 1, "mc_samples": 1})
 
 
 @dataclass
@@ -129,12 +162,32 @@ def _problem(args: ProblemArgs) -> HJBProblem:
     return make_problem(args.pde, args.dim, c=args.c, horizon=args.horizon)
 
 
+def _unreadable(path: Path, err: Exception) -> str:
+    """One line for a --test-set file that neither safetensors nor torch.load(weights_only=True) can read."""
+    lines = str(err).splitlines()
+    reason = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return (
+        f"--test-set {path}: not a readable test set ({reason}); expected a .safetensors file written by "
+        "`pinn-linf reference` (tensors x, t, u, grad) or the paper's hjb_{100,250}_grad.pkl (X, Y, grad_x)"
+    )
+
+
 def _load_test_set(path: Path, problem: HJBProblem) -> TestSet:
-    from papers_common import TestSet
+    from papers_common import TestSet, UnsafeCheckpointError
 
     if not path.is_file():
         raise InputError(f"--test-set {path}: no such file")
-    test = TestSet.load(path)
+    try:
+        # torch notes a plain pickle's protocol before it refuses the file; the one line below says it all
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            test = TestSet.load(path)
+    except (InputError, MemoryError) as err:
+        if not isinstance(err, UnsafeCheckpointError):  # a readable file that is no test set is named already
+            raise
+        raise InputError(_unreadable(path, err)) from err
+    except Exception as err:  # safetensors and torch's unpickler fail in many ways on a foreign file
+        raise InputError(_unreadable(path, err)) from err
     if test.x.shape[1] != problem.dim:
         raise InputError(f"{path}: its points have dimension {test.x.shape[1]}, the problem {problem.dim}")
     if test.t is None:
@@ -158,7 +211,9 @@ def train(args: TrainArgs) -> None:
     seed_everything(args.seed)
     device = pick_device(args.device)
     problem = _problem(args)
-    width = args.width or (QUICK_WIDTH if args.quick else PAPER_WIDTH if device.type == "cuda" else CPU_WIDTH)
+    width = args.width
+    if width is None:
+        width = QUICK_WIDTH if args.quick else PAPER_WIDTH if device.type == "cuda" else CPU_WIDTH
     test_points, mc_samples = args.test_points, args.mc_samples
     if args.quick:
         test_points, mc_samples = min(test_points, QUICK_TEST_POINTS), min(mc_samples, QUICK_MC_SAMPLES)

@@ -2,9 +2,10 @@
 
 The HJB-LQG reference is the Cole–Hopf expectation estimated by :func:`papers_common.cole_hopf` with S draws
 per point (default 2^16, standard error ~1e-3 of u at d = 100), its gradient from differentiating the estimator.
-The official test files (``hjb_{100,250}_grad.pkl``) are not distributed; points are drawn like the training
-points (x ~ N(0, I_d), t ~ U(0, T)) from a seed, and each file records its problem, seed, size and S, so a set
-is regenerated bit for bit and reused from a cache only when every setting matches.
+The paper's own test files (``hjb_{100,250}_grad.pkl`` in the official repository's ``src/data/``) are read by
+:meth:`papers_common.TestSet.load`; the sets made here draw their points like the training points
+(x ~ N(0, I_d), t ~ U(0, T)) from a seed, and each file records its problem, seed, size and S, so a set is
+regenerated bit for bit and reused from a cache only when every setting matches.
 """
 
 from __future__ import annotations
