@@ -6,7 +6,8 @@ package gets its sessions by existing:
 - ``tests-<member>``: a fresh venv holding only that member, papers_common and their locked dependencies plus the
   member's ``test`` extra (and its ``reproduce`` extra, as the tests run the reproduction, and papers-common's
   ``report`` extra, when the member has them); runs the member's ``tests/``. An undeclared import fails here.
-- ``wheel-<member>``: builds the sdist and wheel with ``uv build --package``, installs the wheel (and papers_common's)
+- ``wheel-<member>``: builds the sdist (which must carry README.md, LICENSE and CITATION.cff) and wheel with
+  ``uv build --package``, installs the wheel (and papers_common's)
   non-editable into a clean venv, imports it and runs ``<script> --help``.
 - ``install-by-name``: builds every member's wheel into one wheelhouse, then for each paper package creates a fresh
   venv and runs ``uv pip install --find-links WHEELHOUSE <package>``: the package is installed by its distribution
@@ -20,11 +21,13 @@ package gets its sessions by existing:
   scripts ``tests/test_output_paths.py`` runs.
 - ``reproduce-<package>`` / ``reproduce``: ``<script> reproduce --quick --out reports/<package>`` (``-- --full``
   for the long version; other arguments after ``--`` are passed on, e.g. ``-- --data-dir DIR``), then
-  ``reports/REPORT.md`` and the README status column. The venv holds the package's ``reproduce`` extra and
+  ``reports/REPORT.md``, whose first table is each package's status; tracked files are never written. The venv holds the package's ``reproduce`` extra and
   papers-common's ``report`` extra when they exist. Not run by default.
 - ``bench-<package>`` / ``bench``: ``benchmarks/run.py --out reports/<package>`` writing ``bench.json``, with the
   package's ``bench`` and ``reproduce`` extras when it has them (and papers-common's ``report`` extra, which
   validates ``bench.json``). Not run by default.
+- ``readme-status``: refresh the README's status column from ``reports/`` (the only session that edits a tracked
+  file, and only when asked for).
 - ``workflows``: regenerate ``.github/workflows/package-<member>.yml`` from the template below.
 
 ``nox`` alone runs lint, workspace, install-by-name, every tests-* and every wheel-*.
@@ -165,6 +168,19 @@ def make_tests(member: Member) -> None:
     )
 
 
+SDIST_FILES = ("pyproject.toml", "README.md", "LICENSE", "CITATION.cff")
+"""Files every member's sdist carries at its top level."""
+
+
+def sdist_members(dist: Path, member: Member) -> set[str]:
+    """The top-level file names in ``member``'s sdist in ``dist``."""
+    import tarfile
+
+    (sdist,) = dist.glob(f"{member.name.replace('-', '_')}-{member.version}.tar.gz")
+    with tarfile.open(sdist) as archive:
+        return {Path(name).name for name in archive.getnames() if name.count("/") == 1}
+
+
 def make_wheel(member: Member) -> None:
     @nox.session(name=f"wheel-{member.name}")
     def wheel(session: nox.Session) -> None:
@@ -174,6 +190,10 @@ def make_wheel(member: Member) -> None:
             session.run(
                 uv_bin(), "build", "--package", name, "--out-dir", str(dist), "--quiet", external=True
             )
+        sdist_files = sdist_members(dist, member)
+        missing = [f for f in SDIST_FILES if f not in sdist_files]
+        if missing:
+            session.error(f"{member.name}'s sdist lacks {', '.join(missing)}")
         constraints = dist / "constraints.txt"
         session.run(
             uv_bin(), "export", "--package", member.name, "--locked", "--no-dev", "--no-hashes", "--no-emit-workspace",
@@ -192,7 +212,8 @@ def make_wheel(member: Member) -> None:
         session.log(f"sdist and wheel of {member.name}: " + ", ".join(p.name for p in sorted(dist.iterdir())))
 
     wheel.__doc__ = (
-        f"Build {member.name}'s sdist and wheel, install the wheel non-editable, import it, run --help."
+        f"Build {member.name}'s sdist (checked for {', '.join(SDIST_FILES)}) and wheel, install the wheel "
+        "non-editable, import it, run --help."
     )
 
 
@@ -453,8 +474,9 @@ def reproduce_into(session: nox.Session, member: Member) -> bool:
 
 
 def assemble_report(session: nox.Session) -> None:
+    """``reports/REPORT.md`` (with its status table) from the packages' results; the checkout stays as it was."""
     REPORTS.mkdir(exist_ok=True)
-    session.run("papers-common", "report", "--reports", str(REPORTS), "--readme", str(ROOT / "README.md"))
+    session.run("papers-common", "report", "--reports", str(REPORTS))
 
 
 def make_reproduce(member: Member) -> None:
@@ -511,7 +533,7 @@ def workspace(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def reproduce(session: nox.Session) -> None:
-    """Every package's quick reproduction (-- --full: long), then reports/REPORT.md and the README status."""
+    """Every package's quick reproduction (-- --full: long), then reports/REPORT.md; the checkout stays clean."""
     sync(session, "--all-packages", "--all-extras")  # every reproduce extra and papers-common's report extra
     failed = [m.name for m in PAPERS if not reproduce_into(session, m)]
     assemble_report(session)
@@ -526,6 +548,15 @@ def bench(session: nox.Session) -> None:
     for member in PAPERS:
         bench_into(session, member)
     assemble_report(session)
+
+
+@nox.session(name="readme-status", default=False)
+def readme_status(session: nox.Session) -> None:
+    """Refresh the README's status column from reports/ (written by a reproduce session); edits the tracked README."""
+    sync(session, *report_extra())
+    if not REPORTS.is_dir():
+        session.error("no reports/ folder: run `uvx nox -s reproduce` first")
+    session.run("papers-common", "report", "--reports", str(REPORTS), "--readme", str(ROOT / "README.md"))
 
 
 @nox.session(python=False, default=False)

@@ -10,12 +10,12 @@ import itertools
 import re
 from pathlib import Path
 
-PAPER_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "benchmarks/run.py")
+PAPER_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "CITATION.cff", "benchmarks/run.py")
 PAPER_MODULES = ("__init__.py", "cli.py", "reproduce.py", "py.typed")
-COMMON_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE")
+COMMON_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "CITATION.cff")
 COMMON_MODULES = ("__init__.py", "cli.py", "py.typed")
-PAPER_SECTIONS = ("Install", "Quickstart", "Reproduce", "Results", "Limitations")
-COMMON_SECTIONS = ("Install", "Quickstart", "Limitations")
+PAPER_SECTIONS = ("Install", "Quickstart", "Reproduce", "Results", "Limitations", "Citing")
+COMMON_SECTIONS = ("Install", "Quickstart", "Limitations", "Citing")
 
 
 def missing_files(path: Path, import_name: str, *, paper: bool) -> list[str]:

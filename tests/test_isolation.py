@@ -78,6 +78,7 @@ def test_layout_checkers_report_what_is_missing(tmp_path: Path) -> None:
         "Reproduce",
         "Results",
         "Limitations",
+        "Citing",
     ]
     assert contract.changelog_has(tmp_path / "CHANGELOG.md", "0.2.0")
     assert not contract.changelog_has(tmp_path / "CHANGELOG.md", "0.2")
@@ -85,6 +86,7 @@ def test_layout_checkers_report_what_is_missing(tmp_path: Path) -> None:
     assert "src/x/reproduce.py" in missing
     assert "tests/test_*.py" in missing
     assert "README.md" not in missing
+    assert "CITATION.cff" in missing
     init = tmp_path / "init.py"
     init.write_text(textwrap.dedent("from .a import b\n"))
     assert not contract.defines_all(init)

@@ -72,3 +72,23 @@ def test_different_data_gives_different_images(tmp_path: Path) -> None:
     a = plot_bars(tmp_path / "a.png", {"x": 1.0, "y": 2.0}, ylabel="v")
     b = plot_bars(tmp_path / "b.png", {"x": 2.0, "y": 1.0}, ylabel="v")
     assert a.read_bytes() != b.read_bytes()
+
+
+def test_long_bar_names_never_overlap() -> None:
+    from papers_common.plotting import _bars_figure, _labels_overlap, _pyplot
+
+    plt = _pyplot()
+    names = ["Graphormer (Pre-LN)", "Graphormer (Post-LN)", "GIN (virtual node)", "mean predictor", "GIN"]
+    fig = _bars_figure(
+        plt, dict.fromkeys(names, 1.0), ylabel="MAE", title=None, reference=None, reference_label=None
+    )
+    assert not _labels_overlap(fig, fig.axes[0].get_xticklabels())
+    assert fig.axes[0].get_xticklabels()[1].get_text() == "Graphormer\n(Post-LN)"
+    plt.close(fig)
+    short = _bars_figure(
+        plt, {"a": 1.0, "b": 2.0}, ylabel="v", title=None, reference=None, reference_label=None
+    )
+    assert [t.get_text() for t in short.axes[0].get_xticklabels()] == ["a", "b"], (
+        "short names stay as they are"
+    )
+    plt.close(short)

@@ -85,15 +85,15 @@ def test_report_command_builds_report_md(tmp_path: Path, capsys: pytest.CaptureF
     text = report.read_text(encoding="utf-8")
     lines = text.splitlines()
     assert lines[0] == "# Reproduction report"
-    assert (
-        "| alpha (full) | alpha beats the baseline | 0.93 | 0.91 | adam: 0.85 | yes | [curve.png](alpha/curve.png) |"
-        in lines
-    )
-    assert (
-        "| alpha (full) | alpha converges in 100 steps | — | 150 | — | no | [curve.png](alpha/curve.png) |"
-        in lines
-    )
-    assert "| beta | no results (reproduce failed or was not run) | — | — | — | no | — |" in lines
+    status = lines[lines.index("## Status") + 2 : lines.index("## Claims") - 1]
+    assert status[:2] == ["| package | status |", "|---|---|"]
+    assert status[2].startswith("| alpha | ⚠️ 1/2 claims hold (full, ")
+    assert status[3] == "| beta | no results (reproduce failed or was not run) |"
+    assert "| alpha (full) | alpha beats the baseline | 0.93 | 0.91 | adam: 0.85 | yes |" in lines
+    assert "| alpha (full) | alpha converges in 100 steps | — | 150 | — | no |" in lines
+    assert "| beta | no results (reproduce failed or was not run) | — | — | — | no |" in lines
+    assert text.count("(alpha/curve.png)") == 1, "each figure is linked once"
+    assert "- alpha: [curve.png](alpha/curve.png)" in lines
     assert "1 of 2 claims hold across 1 package(s)." in lines
     assert "## Benchmarks" in lines
     assert "| alpha | torch-sdpa 2.5.0 | seq 512 | throughput | 200 tok/s | 100 tok/s | 2 | higher |" in lines

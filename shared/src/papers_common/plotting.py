@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from papers_common import atomic
 
@@ -58,10 +60,29 @@ def plot_bars(
     reference: float | None = None,
     reference_label: str | None = None,
 ) -> Path:
-    """A bar per named value, with an optional horizontal reference line (a paper's number, a threshold)."""
+    """A bar per named value, with an optional horizontal reference line (a paper's number, a threshold).
+
+    The figure widens with the number of bars; names too long to sit side by side are wrapped onto several lines,
+    and the figure widened further if need be, so that no two tick labels overlap.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig = _bars_figure(
+        plt, values, ylabel=ylabel, title=title, reference=reference, reference_label=reference_label
+    )
+    return _save(fig, plt, path)
+
+
+def _bars_figure(
+    plt: ModuleType,
+    values: Mapping[str, float],
+    *,
+    ylabel: str,
+    title: str | None,
+    reference: float | None,
+    reference_label: str | None,
+) -> Figure:
     names = list(values)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 4), dpi=120)
     bars = ax.bar(names, [values[n] for n in names], color="tab:blue")
     ax.bar_label(bars, fmt="%.3g")
     if reference is not None:
@@ -69,7 +90,21 @@ def plot_bars(
         if reference_label:
             ax.legend()
     ax.set(ylabel=ylabel, title=title or "")
-    return _save(fig, plt, path)
+    fig.tight_layout()
+    if _labels_overlap(fig, ax.get_xticklabels()):
+        ax.set_xticks(range(len(names)), [textwrap.fill(name, 12) for name in names])
+        fig.tight_layout()
+    while _labels_overlap(fig, ax.get_xticklabels()):
+        fig.set_figwidth(fig.get_figwidth() * 1.25)
+        fig.tight_layout()
+    return fig
+
+
+def _labels_overlap(fig: Figure, labels: Sequence[Any]) -> bool:
+    """Whether any two neighbouring tick labels' drawn boxes overlap (with a small gap required)."""
+    renderer = fig.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels if label.get_text()]
+    return any(left.x1 + 4 > right.x0 for left, right in itertools.pairwise(boxes))
 
 
 def _save(fig: Figure, plt: ModuleType, path: str | os.PathLike[str]) -> Path:

@@ -1,4 +1,4 @@
-"""Assemble every package's results into one ``REPORT.md`` and refresh the status column of the root README."""
+"""Assemble every package's results into one ``REPORT.md``; on request, refresh the status column of the root README."""
 
 from __future__ import annotations
 
@@ -46,37 +46,49 @@ def collect(reports: str | os.PathLike[str]) -> list[PackageReport]:
 
 
 def report_markdown(packages: list[PackageReport], base: Path) -> str:
-    """``REPORT.md``: one row per claim, then one row per benchmark measurement. Links are relative to ``base``."""
+    """``REPORT.md``: each package's status, one row per claim, each package's figures (linked once), then one row
+    per benchmark measurement. Links are relative to ``base``."""
     lines = [
         "# Reproduction report",
         "",
         "Assembled by `papers-common report` from each package's `results.json` and `bench.json`.",
         "",
+        "## Status",
+        "",
+        "| package | status |",
+        "|---|---|",
+        *(f"| {pkg.name} | {pkg.status} |" for pkg in packages),
+        "",
         "## Claims",
         "",
-        "| package | claim | paper | ours | baseline | holds | figures |",
-        "|---|---|---|---|---|---|---|",
+        "| package | claim | paper | ours | baseline | holds |",
+        "|---|---|---|---|---|---|",
     ]
     total = held = 0
     for pkg in packages:
         if pkg.results is None:
-            lines.append(f"| {pkg.name} | {pkg.status} | — | — | — | no | — |")
+            lines.append(f"| {pkg.name} | {pkg.status} | — | — | — | no |")
             continue
-        links = (
-            ", ".join(f"[{name}]({_rel(pkg.directory / name, base)})" for name in pkg.results.figures) or "—"
-        )
         for c in pkg.results.claims:
             total += 1
             held += c.holds
             baseline = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
             lines.append(
-                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {fmt(c.paper_value)} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} | {links} |"
+                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {fmt(c.paper_value)} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} |"
             )
     lines += [
         "",
         f"{held} of {total} claims hold across {sum(p.results is not None for p in packages)} package(s).",
         "",
     ]
+    with_figures = [p for p in packages if p.results is not None and p.results.figures]
+    if with_figures:
+        lines += ["## Figures", ""]
+        for pkg in with_figures:
+            assert pkg.results is not None
+            links = ", ".join(f"[{name}]({_rel(pkg.directory / name, base)})" for name in pkg.results.figures)
+            lines.append(f"- {pkg.name}: {links}")
+        lines.append("")
     benches = [p for p in packages if p.bench is not None]
     if benches:
         lines += [
