@@ -182,6 +182,7 @@ def make_results(**overrides: Any) -> Results:
             baseline=Baseline("adam", 0.9),
             margin=0.02,
             paper_value=0.99,
+            paper_source="Table 1",
         ),
         claim(
             "loss.target", "final loss under 0.1", metric="loss", ours=0.2, target=0.1, higher_is_better=False
@@ -438,3 +439,34 @@ def test_summary_lines_name_each_claim_and_its_verdict() -> None:
         "FAILS  b: loss low (ours —)",  # a non-finite value is stored as None
         "FAILS  c: rows sum to one (ours 0)",
     ]
+
+
+def test_the_papers_figure_comes_with_its_source_or_a_reason(tmp_path: Path) -> None:
+    sourced = claim(
+        "mrr",
+        "MRR at d = 200",
+        metric="MRR",
+        ours=0.47,
+        target=0.45,
+        paper_value=0.511,
+        paper_source="Table 2",
+    )
+    reason = claim("speed", "fast", metric="s", ours=1.0, target=2.0, higher_is_better=False,
+                   paper_source="not reported at this scale")  # fmt: skip
+    bare = claim("old", "a claim of 0.3.0", metric="x", ours=1.0, target=0.0)
+    assert [c.paper_cell() for c in (sourced, reason, bare)] == [
+        "0.511 (Table 2)",
+        "not reported at this scale",
+        "—",
+    ]
+    with pytest.raises(ValueError, match="paper_source"):
+        claim("mrr", "MRR", metric="MRR", ours=0.47, target=0.45, paper_value=0.511)
+    results = Results("demo", "1.0", Paper("T", "2202.07919"), "quick", {}, 1.0, [sourced, reason, bare], [])
+    write_results(results, tmp_path)
+    loaded = load_results(tmp_path / "results.json")
+    assert [c.paper_source for c in loaded.claims] == ["Table 2", "not reported at this scale", None]
+    assert "| 0.511 (Table 2) |" in (tmp_path / "results.md").read_text(encoding="utf-8")
+    old = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    for c in old["claims"]:
+        del c["paper_source"]  # results.json written by papers-common 0.3.0
+    assert Results.from_dict(old).claims[0].paper_source is None

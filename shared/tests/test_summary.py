@@ -43,6 +43,7 @@ def write_alpha(reports: Path) -> Path:
                 ours=0.91,
                 baseline=Baseline("adam", 0.85),
                 paper_value=0.93,
+                paper_source="Table 1",
             ),
             claim(
                 "speed",
@@ -89,7 +90,7 @@ def test_report_command_builds_report_md(tmp_path: Path, capsys: pytest.CaptureF
     assert status[:2] == ["| package | status |", "|---|---|"]
     assert status[2].startswith("| alpha | ⚠️ 1/2 claims hold (full, ")
     assert status[3] == "| beta | no results (reproduce failed or was not run) |"
-    assert "| alpha (full) | alpha beats the baseline | 0.93 | 0.91 | adam: 0.85 | yes |" in lines
+    assert "| alpha (full) | alpha beats the baseline | 0.93 (Table 1) | 0.91 | adam: 0.85 | yes |" in lines
     assert "| alpha (full) | alpha converges in 100 steps | — | 150 | — | no |" in lines
     assert "| beta | no results (reproduce failed or was not run) | — | — | — | no |" in lines
     assert text.count("(alpha/curve.png)") == 1, "each figure is linked once"

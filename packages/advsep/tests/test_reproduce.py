@@ -24,6 +24,9 @@ def test_reproduce_writes_every_claim_figure_and_table(
                    "degrade-epochs", "above-clean-epochs", "degrade-lr", "above-clean-lr", "ntk-depth",
                    "ntk-depth-gaussian", "width"]  # fmt: skip
     assert load_results(tmp_path / "results.json").claims[0].id == "init-digits"
+    # every claim states the paper's figure with its source, or why there is none (never a bare dash)
+    assert all(c.paper_source for c in results.claims), [c.id for c in results.claims if not c.paper_source]
+    assert all(c.paper_source for c in load_results(tmp_path / "results.json").claims)
     # the claims that do not depend on a long sweep hold even on this plan
     held = {c.id: c.holds for c in results.claims}
     assert held["init-digits"]
@@ -77,6 +80,7 @@ def test_a_claim_that_the_measurement_contradicts_prints_fails() -> None:
         },
     }
     claims = {c.id: c for c in reproduce._claims(reproduce.QUICK, found)}
+    assert all(c.paper_source for c in claims.values())
     assert claims["degrade-epochs"].holds
     assert "relative distance 0.00 → 0.87" in claims["degrade-epochs"].statement
     assert claims["ntk-depth"].holds

@@ -36,6 +36,9 @@ def test_reproduce_measures_every_claim(
     assert all(c.ours is not None for c in results.claims)
     loaded = load_results(tmp_path / "report" / "results.json")
     assert [c.id for c in loaded.claims] == [c.id for c in results.claims]
+    # every claim states the paper's figure with its source, or why there is none: never a bare dash
+    assert all(c.paper_source for c in results.claims)
+    assert [c.paper_cell() for c in loaded.claims] == [c.paper_cell() for c in results.claims]
     tables = json.loads((tmp_path / "report" / "tables.json").read_text())
     assert set(tables["tpsa"]["runs"]) == {"Graphormer (Post-LN)", "Graphormer (Pre-LN)", "GIN-VN"}
     assert sum(tables["tpsa"]["split"]) == tables["tpsa"]["molecules"] == 48

@@ -71,6 +71,7 @@ def test_reproduce_measures_every_claim(
     results = load_results(out / "results.json")
     assert [c.id for c in results.claims] == ["patterns", "umls-mrr", "nations-mrr", "countries-s3"]
     assert all(c.ours is not None for c in results.claims)
+    assert all(c.paper_source for c in results.claims)  # the paper's figure or why there is none
     tables = json.loads((out / "tables.json").read_text())
     assert set(tables["patterns"]) == {"symmetric", "antisymmetric", "inverse", "composition"}
     assert set(tables["small"]["umls"]) == {"HousE", "RotatE"}
@@ -143,6 +144,8 @@ def test_full_mode_adds_wn18rr_when_present(tmp_path: Path, monkeypatch: pytest.
     )
     claims = {c.id: c for c in load_results(out / "results.json").claims}
     assert claims["wn18rr"].paper_value == 0.511
+    assert claims["wn18rr"].paper_cell() == "0.511 (HousE, WN18RR, d = 800, main link-prediction table)"
+    assert all(c.paper_source for c in claims.values())  # every claim of the full plan, wn18rr's included
     assert claims["wn18rr-time"].holds  # seconds, far below 45 minutes
     wn = json.loads((out / "tables.json").read_text())["wn18rr"]
     assert 0 < wn["HousE"]["mrr"] <= 1

@@ -22,6 +22,9 @@ def test_reproduce_writes_every_claim_figure_and_run(tmp_path: Path, monkeypatch
     assert ids == ["lqg-w11", "lqg-l2", "lqg-equal-time-w11", "lqg-equal-time-l2", "lqg-linf-loss",
                    "lqg-max-pde-residual", "lin-w11", "lin-l2"]  # fmt: skip
     assert load_results(tmp_path / "results.json").claims[0].id == "lqg-w11"
+    # every claim states the paper's figure with its source, or why there is none (never a bare dash)
+    assert all(c.paper_source for c in results.claims), [c.id for c in results.claims if not c.paper_source]
+    assert all(c.paper_source for c in load_results(tmp_path / "results.json").claims)
     for figure in results.figures:
         assert (tmp_path / figure).stat().st_size > 1000
     runs = json.loads((tmp_path / "runs.json").read_text())

@@ -225,3 +225,13 @@ def test_an_affine_network_has_zero_laplacian_not_an_error(how):
         assert torch.equal(
             exact_derivatives(linear, x, t, how=how).laplacian, torch.zeros(5, dtype=torch.float64)
         )
+
+
+@pytest.mark.parametrize("how", ["loop", "hvp", "forward", "hutchinson"])
+def test_no_warning_reaches_the_caller(how: str) -> None:
+    import warnings
+
+    g = MLP(MLPConfig(in_dim=4, width=8, depth=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact_derivatives(g, torch.randn(5, 3), torch.rand(5), how=how)

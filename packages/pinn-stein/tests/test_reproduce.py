@@ -12,7 +12,7 @@ import pytest
 from papers_common import load_results, preserved_global_state
 from pinn_stein import reproduce
 from pinn_stein.cli import app
-from pinn_stein.experiments import Cost, crossover
+from pinn_stein.experiments import Cost, EstimatorError, crossover
 
 TINY = dataclasses.replace(
     reproduce.QUICK,
@@ -48,6 +48,7 @@ def test_reproduce_writes_every_claim_table_and_figure(
     results = load_results(out / "results.json")
     ids = [c.id for c in results.claims]
     assert ids == ["estimator-vr", "heat-error", "cost-cpu"]
+    assert all(c.paper_source for c in results.claims)  # the paper's figure or why there is none
     assert results.claims[0].holds  # variance reduction wins by orders of magnitude even here
     assert results.claims[0].ours > 100
     for figure in results.figures:
@@ -77,3 +78,17 @@ def test_crossover_is_the_start_of_the_last_winning_stretch() -> None:
     assert crossover(costs({10: (2, 1), 100: (1, 2), 1000: (1, 5)}), "stein-vr", "pinn") == 100
     assert crossover(costs({10: (1, 2), 100: (3, 2), 1000: (1, 5)}), "stein-vr", "pinn") == 1000
     assert crossover(costs({10: (2, 1), 100: (3, 2)}), "stein-vr", "pinn") is None
+
+
+def test_every_claim_states_the_papers_figure_or_why_not() -> None:
+    """Every claim of either mode, on any device, says where the paper's figure is or why there is none (claims
+    built from given numbers: the full mode's extra claim and the GPU sweep's claim without running them)."""
+    errors = [EstimatorError("float32", dim, 512, 1.0, 1e-3) for dim in (10, 100)]
+    heat = {method: {"metrics": {"rel_l2": 0.01}} for method in ("pinn", "stein-vr")}
+    costs = [Cost(device, method, dim, 1.0) for device in ("cpu", "cuda") for method in ("pinn", "stein-vr")
+             for dim in (10, 1000)]  # fmt: skip
+    for plan, quick in ((reproduce.QUICK, True), (reproduce.FULL, False)):
+        claims = reproduce._claims(plan, errors, heat, costs, quick)
+        assert {c.id for c in claims} >= {"estimator-vr", "heat-error", "cost-cpu", "cost-cuda"}
+        assert ("heat-error-full" in {c.id for c in claims}) is not quick
+        assert all(c.paper_source for c in claims), [c.id for c in claims if not c.paper_source]

@@ -362,6 +362,7 @@ def test_reproduce_runs_every_stage_and_logs_its_progress(
     captured = capsys.readouterr()
     results = json.loads((out / "results.json").read_text())
     assert len(results["claims"]) == 8
+    assert all(c["paper_source"] for c in results["claims"])  # the paper's figure or why there is none
     assert "wrote" in captured.out
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert len(runs) == 8

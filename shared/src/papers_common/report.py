@@ -53,6 +53,15 @@ class Claim:
     paper_value: float | None
     holds: bool
     rule: str
+    paper_source: str | None = None
+
+    def paper_cell(self) -> str:
+        """The paper's figure with its source (``0.511 (Table 2)``), the reason there is none, or ``—``."""
+        if self.paper_value is None:
+            return self.paper_source or "—"
+        return (
+            f"{fmt(self.paper_value)} ({self.paper_source})" if self.paper_source else fmt(self.paper_value)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +74,7 @@ class Claim:
             if self.baseline is None
             else {"name": self.baseline.name, "value": self.baseline.value},
             "paper_value": self.paper_value,
+            "paper_source": self.paper_source,
             "holds": self.holds,
             "rule": self.rule,
         }
@@ -82,6 +92,7 @@ def claim(
     margin: float = 0.0,
     factor: float | None = None,
     paper_value: float | None = None,
+    paper_source: str | None = None,
 ) -> Claim:
     """Build a claim whose ``holds`` follows from the measurement by a stated rule.
 
@@ -94,11 +105,30 @@ def claim(
 
     A boolean ``ours`` is its own rule (a yes/no property measured by the code); a non-finite ``ours`` is stored as
     ``null`` and never holds.
+
+    ``paper_value`` is the paper's comparable figure and ``paper_source`` where it is printed ("Table 2, WN18RR,
+    d = 800"); without a figure, ``paper_source`` says why ("not reported at this scale", "qualitative: Fig. 3").
+    Reports show one or the other, so a reader never meets a bare dash.
     """
+    if paper_value is not None and not paper_source:
+        raise ValueError(
+            f"claim {id!r}: say where the paper's value {paper_value:g} comes from (paper_source)"
+        )
     if isinstance(ours, bool):
         if target is not None or baseline is not None or factor is not None:
             raise ValueError(f"claim {id!r}: a boolean measurement takes no target, baseline or factor")
-        return Claim(id, statement, metric, higher_is_better, ours, None, paper_value, ours, "ours is true")
+        return Claim(
+            id,
+            statement,
+            metric,
+            higher_is_better,
+            ours,
+            None,
+            paper_value,
+            ours,
+            "ours is true",
+            paper_source,
+        )
     if target is None and baseline is None:
         raise ValueError(f"claim {id!r}: give a target, a baseline, or both, so that 'holds' can be computed")
     if factor is not None and baseline is None:
@@ -126,7 +156,16 @@ def claim(
     holds = finite and all(ok for ok, _ in checks)
     rule = " and ".join(text for _, text in checks)
     return Claim(
-        id, statement, metric, higher_is_better, value if finite else None, baseline, paper_value, holds, rule
+        id,
+        statement,
+        metric,
+        higher_is_better,
+        value if finite else None,
+        baseline,
+        paper_value,
+        holds,
+        rule,
+        paper_source,
     )
 
 
@@ -181,6 +220,7 @@ class Results:
                 ours=c["ours"],
                 baseline=None if c["baseline"] is None else Baseline(**c["baseline"]),
                 paper_value=c["paper_value"],
+                paper_source=c.get("paper_source"),
                 holds=c["holds"],
                 rule=c.get("rule", ""),
             )
@@ -386,7 +426,7 @@ def results_markdown(results: Results) -> str:
     for c in results.claims:
         base = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
         lines.append(
-            f"| {c.id} | {cell(c.statement)} | {cell(c.metric)} | {fmt(c.paper_value)} | {fmt(c.ours)} | {base} | {cell(c.rule)} "
+            f"| {c.id} | {cell(c.statement)} | {cell(c.metric)} | {cell(c.paper_cell())} | {fmt(c.ours)} | {base} | {cell(c.rule)} "
             f"| {fmt(c.holds)} |"
         )
     if results.figures:

@@ -74,7 +74,7 @@ def report_markdown(packages: list[PackageReport], base: Path) -> str:
             held += c.holds
             baseline = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
             lines.append(
-                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {fmt(c.paper_value)} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} |"
+                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {cell(c.paper_cell())} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} |"
             )
     lines += [
         "",

@@ -260,26 +260,66 @@ def _load(name: str, source: str) -> KnowledgeGraph:
     return load_dataset(name) if source.startswith("pykeen.") else load_directory(source, name=name)
 
 
+# The paper's five link-prediction benchmarks; the only figure quoted below is HousE's WN18RR MRR at d = 800.
+PAPER_DATASETS = "WN18RR, FB15k-237, YAGO3-10, WN18, FB15k"
+
+
 def _claims(tables: dict[str, Any]) -> list[Claim]:
     patterns = tables["patterns"]
     worst = min(patterns, key=patterns.get)
     claims = [
-        claim("patterns", f"Synthetic relation patterns: HousE filtered MRR >= 0.9 on held-out triples of every pattern (lowest: {worst})",
-              metric="filtered MRR", ours=patterns[worst], target=0.9),
-    ]  # fmt: skip
+        claim(
+            "patterns",
+            "Synthetic relation patterns: HousE filtered MRR >= 0.9 on held-out triples of every pattern "
+            f"(lowest: {worst})",
+            metric="filtered MRR",
+            ours=patterns[worst],
+            target=0.9,
+            paper_source="no such experiment in the paper (relation patterns are shown by theory)",
+        ),
+    ]
     for name, rows in tables["small"].items():
         claims.append(
-            claim(f"{name}-mrr", f"{name.upper()}: HousE filtered test MRR >= RotatE's at equal budget", metric="filtered MRR",
-                  ours=rows["HousE"]["mrr"], baseline=Baseline("RotatE", rows["RotatE"]["mrr"]))
-        )  # fmt: skip
-    claims.append(claim("countries-s3", "Countries S3: HousE AUC-PR >= 0.9", metric="AUC-PR",
-                        ours=tables["countries_S3"]["auc_pr"], target=0.9, paper_value=None))  # fmt: skip
+            claim(
+                f"{name}-mrr",
+                f"{name.upper()}: HousE filtered test MRR >= RotatE's at equal budget",
+                metric="filtered MRR",
+                ours=rows["HousE"]["mrr"],
+                baseline=Baseline("RotatE", rows["RotatE"]["mrr"]),
+                paper_source=f"no {name.upper()} experiment in the paper ({PAPER_DATASETS} only)",
+            )
+        )
+    claims.append(
+        claim(
+            "countries-s3",
+            "Countries S3: HousE AUC-PR >= 0.9",
+            metric="AUC-PR",
+            ours=tables["countries_S3"]["auc_pr"],
+            target=0.9,
+            paper_source=f"no Countries experiment in the paper ({PAPER_DATASETS} only)",
+        )
+    )
     if "wn18rr" in tables:
         house = tables["wn18rr"]["HousE"]
         claims += [
-            claim("wn18rr", "WN18RR at reduced dimension: HousE filtered test MRR >= 0.45 (paper, d = 800: 0.511; RotatE 0.477)",
-                  metric="filtered MRR", ours=house["mrr"], target=0.45, paper_value=0.511),
-            claim("wn18rr-time", "WN18RR at reduced dimension: training and test evaluation within 45 minutes",
-                  metric="seconds", ours=house["total_seconds"], higher_is_better=False, target=45 * 60.0),
-        ]  # fmt: skip
+            claim(
+                "wn18rr",
+                "WN18RR at reduced dimension: HousE filtered test MRR >= 0.45 "
+                "(paper, d = 800: 0.511; RotatE 0.477)",
+                metric="filtered MRR",
+                ours=house["mrr"],
+                target=0.45,
+                paper_value=0.511,
+                paper_source="HousE, WN18RR, d = 800, main link-prediction table",
+            ),
+            claim(
+                "wn18rr-time",
+                "WN18RR at reduced dimension: training and test evaluation within 45 minutes",
+                metric="seconds",
+                ours=house["total_seconds"],
+                higher_is_better=False,
+                target=45 * 60.0,
+                paper_source="no such experiment in the paper (the 45-minute CPU budget is ours)",
+            ),
+        ]
     return claims

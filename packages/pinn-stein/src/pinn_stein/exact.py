@@ -15,6 +15,7 @@ f(z) = mean_k g(z + δ_k) with those fixed draws: the paper's "Backprop" ablatio
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -83,7 +84,11 @@ def _hvp(
         return value[0], grad[0], curvature
 
     in_dims = (0, None if noise is None else 1, None if probes is None else 0)
-    return vmap(per_point, in_dims=in_dims)(z, noise, probes)
+    with warnings.catch_warnings():
+        # jvp under vmap makes torch script its own forward-mode decompositions, which warns that torch.jit.script
+        # is deprecated: torch's internals, nothing a caller can act on.
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        return vmap(per_point, in_dims=in_dims)(z, noise, probes)
 
 
 def exact_derivatives(
