@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +144,61 @@ def test_preserved_global_state_undoes_seed_everything(monkeypatch: pytest.Monke
     assert not torch.are_deterministic_algorithms_enabled()
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
     assert random.random() == expected_next
+
+
+def test_threads_are_pinned_before_the_command_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from papers_common import App, RunArgs
+
+    seen: list[int] = []
+    app = App("demo", description="d", version="1")
+
+    @app.command("run", RunArgs, help="a run")
+    def run(args: RunArgs) -> None:
+        seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "7")
+    try:
+        assert app.main(["run", "--threads", "1", "--out", str(tmp_path / "r")]) == 0
+        assert seen == [1]
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+        assert app.main(["run", "--threads", "0", "--out", str(tmp_path / "r")]) == 2
+        assert capsys.readouterr().err.strip() == "demo: error: --threads 0: must be a positive integer"
+        assert seen == [1]
+    finally:
+        torch.set_num_threads(before)
+
+
+REDUCTION = """
+import sys
+import torch
+from papers_common import pin_threads
+if sys.argv[1] != "default":
+    pin_threads(int(sys.argv[1]))
+x = torch.randn(20_000_000, generator=torch.Generator().manual_seed(0))
+print(torch.get_num_threads(), x.sum().item().hex())  # a parallel reduction: split by the thread count
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2, reason="needs taskset and two cores"
+)
+def test_a_pinned_count_gives_the_same_bits_on_one_core_and_on_two() -> None:
+    def run(cores: str, threads: str) -> tuple[str, str]:
+        done = subprocess.run(
+            ["taskset", "-c", cores, sys.executable, "-c", REDUCTION, threads],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        count, bits = done.stdout.split()
+        return count, bits
+
+    one, two = run("0", "2"), run("0,1", "2")
+    assert one[0] == two[0] == "2"
+    assert one[1] == two[1]
+    # unpinned, torch follows the cores it may use, and the sum's low bits follow the thread count
+    assert run("0", "default")[0] == "1"

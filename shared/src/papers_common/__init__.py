@@ -55,7 +55,7 @@ _EXPORTS = {
         "load_bench",
     ],
     "rundir": ["RunDir", "read_json", "read_jsonl", "resume_run", "to_jsonable"],
-    "seeding": ["seed_everything", "pick_device", "preserved_global_state"],
+    "seeding": ["seed_everything", "pick_device", "pin_threads", "preserved_global_state"],
     "summary": ["write_report"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -120,5 +120,5 @@ if TYPE_CHECKING:
         write_results,
     )
     from papers_common.rundir import RunDir, read_json, read_jsonl, resume_run, to_jsonable
-    from papers_common.seeding import pick_device, preserved_global_state, seed_everything
+    from papers_common.seeding import pick_device, pin_threads, preserved_global_state, seed_everything
     from papers_common.summary import write_report

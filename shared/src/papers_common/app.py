@@ -97,6 +97,11 @@ class RunArgs:
         help="small settings that finish in minutes on a CPU (--full: the paper's)",
         flags=("--quick", "--full"),
     )
+    threads: int | None = option(
+        None,
+        help="torch CPU threads (default: one per available core); a fixed count makes the same seed give the "
+        "same numbers on any machine of the same CPU type",
+    )
 
 
 @dataclass(frozen=True)
@@ -439,7 +444,9 @@ class App:
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run the program; returns the exit status.
 
-        Bad input (an :class:`InputError`, output paths included) and an allocation that cannot fit print one line
+        An options dataclass with a ``threads`` field (``RunArgs`` has one) pins torch's thread count to it first
+        (:func:`papers_common.seeding.pin_threads`). Bad input (an :class:`InputError`, output paths included) and
+        an allocation that cannot fit print one line
         without a traceback and give status 2; the output folders and files the command created are removed.
         """
         created: list[Path] = []
@@ -453,8 +460,12 @@ class App:
             size_flags = [
                 f"{o.flag} {_show(getattr(args, o.name))}"
                 for o in options
-                if o.kind is int and getattr(args, o.name) != o.default
+                if o.kind is int and o.name not in ("seed", "threads") and getattr(args, o.name) != o.default
             ]
+            if getattr(args, "threads", None) is not None:
+                from papers_common.seeding import pin_threads
+
+                pin_threads(args.threads)
             configure_logging(quiet=quiet)
             command.check_extra(self.prog)
             status = command.handler(args)

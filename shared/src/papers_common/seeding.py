@@ -14,6 +14,25 @@ if TYPE_CHECKING:
     import torch
 
 
+def pin_threads(threads: int) -> None:
+    """Run torch's CPU kernels on exactly ``threads`` threads, here and in child processes.
+
+    How a CPU reduction is split depends on the thread count, and torch's default count is the number of cores the
+    process may use, so the same seed gives different low-order bits on machines (or ``taskset`` masks) with other
+    core counts. A fixed count makes a run repeat bit for bit on any machine of the same CPU type.
+
+    Raises:
+        InputError: ``threads`` is below 1 (the message names ``--threads``).
+    """
+    import torch
+
+    if int(threads) < 1:
+        raise InputError(f"--threads {threads}: must be a positive integer")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(int(threads))  # read by child processes' torch at start-up
+    torch.set_num_threads(int(threads))
+
+
 def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator:
     """Seed Python's, NumPy's and torch's global generators (all devices) from one integer.
 

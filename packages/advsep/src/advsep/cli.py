@@ -87,6 +87,9 @@ class ReproduceArgs:
     )
     quick: bool = option(True, help="minutes on a CPU (--full: more widths, epochs, depths and 3 seeds)",
                          flags=("--quick", "--full"))  # fmt: skip
+    threads: int | None = option(
+        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+    )
 
 
 def _at_least(flag: str, value: int | None, least: int) -> None:

@@ -209,6 +209,9 @@ class ReproduceArgs(RunArgs):
     quick: bool = option(
         True, help="minutes on a CPU (--full: the larger CPU-scale runs)", flags=("--quick", "--full")
     )
+    threads: int | None = option(
+        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+    )
 
 
 # ------------------------------------------------------------------------------------------------- helpers

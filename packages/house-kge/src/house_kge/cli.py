@@ -108,6 +108,9 @@ class ReproduceArgs(RunArgs):
         help="folder whose countries_S3/, umls/, nations/ replace the shipped and PyKEEN copies; for --full, its "
         "wn18rr/ adds the WN18RR claim",
     )
+    threads: int | None = option(
+        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+    )
 
 
 def _trained(path: Path, device: str | torch.device) -> tuple[BlockModel, KnowledgeGraph]:

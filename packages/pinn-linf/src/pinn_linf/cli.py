@@ -152,6 +152,9 @@ class ReproduceArgs(RunArgs):
         output="dir",
     )
     quick: bool = option(True, help="minutes on a CPU (--full: d = 100 and longer runs)", flags=("--quick", "--full"))  # fmt: skip
+    threads: int | None = option(
+        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+    )
 
 
 def _problem(args: ProblemArgs) -> HJBProblem:

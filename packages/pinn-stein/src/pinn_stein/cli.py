@@ -96,6 +96,9 @@ class ReproduceArgs(RunArgs):
         help="minutes on a CPU (--full: the paper's widths, N and iterations)",
         flags=("--quick", "--full"),
     )
+    threads: int | None = option(
+        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+    )
 
 
 def _pairs(values: tuple[str, ...], option_name: str, kind: type) -> dict[str, float]:

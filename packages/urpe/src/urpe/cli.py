@@ -73,6 +73,9 @@ class ReproduceArgs(RunArgs):
     data_dir: Path | None = option(
         None, help="folder of .txt files for the language-model claim (needed by --full)"
     )
+    threads: int | None = option(
+        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+    )
 
 
 @app.command("train", TrainArgs, help="train one model on a synthetic task or a text folder")
