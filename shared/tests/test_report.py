@@ -437,7 +437,7 @@ def test_summary_lines_name_each_claim_and_its_verdict() -> None:
     assert results.summary_lines() == [
         "HOLDS  a: accuracy high (ours 0.9877)",
         "FAILS  b: loss low (ours —)",  # a non-finite value is stored as None
-        "FAILS  c: rows sum to one (ours 0)",
+        "FAILS  c: rows sum to one (ours no)",
     ]
 
 
@@ -470,3 +470,98 @@ def test_the_papers_figure_comes_with_its_source_or_a_reason(tmp_path: Path) -> 
     for c in old["claims"]:
         del c["paper_source"]  # results.json written by papers-common 0.3.0
     assert Results.from_dict(old).claims[0].paper_source is None
+
+
+def test_a_comparison_over_seeds_holds_only_beyond_the_spread_of_the_per_seed_advantages() -> None:
+    from papers_common import claim_over_seeds
+
+    clear = claim_over_seeds(
+        "clear", "s", metric="MAE", seeds=[0, 1, 2], ours=[8.9, 9.0, 8.8], baseline_name="energy-only",
+        baseline=[9.3, 9.5, 9.2], higher_is_better=False, paper_source="not reported",
+    )  # fmt: skip
+    advantages = [0.4, 0.5, 0.4]
+    mean = sum(advantages) / 3
+    sd = math.sqrt(sum((a - mean) ** 2 for a in advantages) / 2)
+    assert clear.holds
+    assert clear.ours == pytest.approx(8.9)
+    assert clear.baseline == Baseline("energy-only", pytest.approx(9.3333333))
+    assert clear.spread is not None
+    assert clear.spread.sd == pytest.approx(sd)
+    assert clear.ours_cell() == "8.9 ± 0.1 (3 seeds)"
+    # the quick graphormer2 case: a 0.5% difference at one seed is inside the seed-to-seed spread
+    noise = claim_over_seeds(
+        "noise", "s", metric="MAE", seeds=[0, 1, 2], ours=[9.028, 8.9, 9.1], baseline_name="energy-only",
+        baseline=[8.985, 9.0, 9.05], higher_is_better=False, paper_source="not reported",
+    )  # fmt: skip
+    assert not noise.holds
+    assert noise.ours < noise.baseline.value
+
+
+@pytest.mark.parametrize(
+    ("ours", "baseline", "higher_is_better", "margin", "factor", "holds"),
+    [
+        ([2.0, 2.1], [1.0, 1.0], True, 0.0, 1.0, True),
+        ([2.0, 2.1], [1.0, 1.0], True, 1.0, 1.0, False),  # mean advantage 1.05 - margin 1 < sd 0.07
+        ([2.0, 2.1], [1.0, 1.0], True, 0.0, 2.0, False),  # ours - 2 x baseline: 0.05 mean, 0.07 sd
+        ([1.0, 1.1], [2.5, 2.6], False, 0.0, 2.0, True),  # baseline - 2 x ours: 0.5, 0.4
+        ([1.0, 3.0], [2.0, 2.0], False, 0.0, 1.0, False),  # one seed each way
+    ],
+)
+def test_over_seeds_margin_factor_and_direction(
+    ours: list[float],
+    baseline: list[float],
+    higher_is_better: bool,
+    margin: float,
+    factor: float,
+    holds: bool,
+) -> None:
+    from papers_common import claim_over_seeds
+
+    c = claim_over_seeds(
+        "c", "s", metric="m", seeds=[0, 1], ours=ours, baseline_name="b", baseline=baseline,
+        higher_is_better=higher_is_better, margin=margin, factor=factor, paper_source="not reported",
+    )  # fmt: skip
+    assert c.holds is holds
+
+
+def test_over_seeds_refuses_one_seed_and_unpaired_values_and_never_holds_with_a_diverged_run(
+    tmp_path: Path,
+) -> None:
+    from papers_common import claim_over_seeds
+
+    with pytest.raises(ValueError, match="at least two seeds"):
+        claim_over_seeds("c", "s", metric="m", seeds=[0], ours=[1.0], baseline_name="b", baseline=[0.0])
+    with pytest.raises(ValueError, match="one of each per seed"):
+        claim_over_seeds(
+            "c", "s", metric="m", seeds=[0, 1], ours=[1.0], baseline_name="b", baseline=[0.0, 0.0]
+        )
+    diverged = claim_over_seeds(
+        "c", "s", metric="m", seeds=[0, 1], ours=[math.nan, 5.0], baseline_name="b", baseline=[0.0, 0.0],
+        paper_source="not reported",
+    )  # fmt: skip
+    assert not diverged.holds
+    assert diverged.ours is None
+    assert diverged.spread.ours == (None, 5.0)
+    results = Results("toy", "0.1.0", Paper("T", None), "quick", {}, 1.0, [diverged])
+    write_results(results, tmp_path)
+    assert load_results(tmp_path / "results.json").claims == [diverged]
+    assert "5 (1 of 2 seeds finite)" in (tmp_path / "results.md").read_text(encoding="utf-8")
+
+
+def test_seeds_round_trip_through_results_json_and_show_in_both_tables(tmp_path: Path) -> None:
+    from papers_common import claim_over_seeds, write_report
+
+    c = claim_over_seeds(
+        "c", "s", metric="m", seeds=[3, 4, 5], ours=[2.0, 2.2, 2.1], baseline_name="plain", baseline=[1.0, 1.1, 1.2],
+        paper_source="not reported at this scale",
+    )  # fmt: skip
+    results = Results("toy", "0.1.0", Paper("T", None), "quick", {}, 1.0, [c])
+    write_results(results, tmp_path / "toy")
+    data = json.loads((tmp_path / "toy" / "results.json").read_text(encoding="utf-8"))
+    assert data["claims"][0]["seeds"] == {"seeds": [3, 4, 5], "ours": [2.0, 2.2, 2.1], "baseline": [1.0, 1.1, 1.2],
+                                          "sd": pytest.approx(0.1)}  # fmt: skip
+    assert load_results(tmp_path / "toy" / "results.json").claims == [c]
+    row = "| 2.1 ± 0.1 (3 seeds) | plain: 1.1 ± 0.1 (3 seeds) |"
+    assert row in (tmp_path / "toy" / "results.md").read_text(encoding="utf-8")
+    assert row in write_report(tmp_path).read_text(encoding="utf-8")
+    assert "(ours 2.1 ± 0.1 (3 seeds); plain: 1.1 ± 0.1 (3 seeds))" in results.summary_lines()[0]

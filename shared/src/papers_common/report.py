@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -41,8 +42,54 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """The per-seed measurements behind a comparison decided over several seeds (:func:`claim_over_seeds`).
+
+    ``ours[i]`` and ``baseline[i]`` were measured with ``seeds[i]`` (``None`` where a run did not give a finite
+    number); ``sd`` is the sample standard deviation of the per-seed advantages of ours over the baseline.
+    """
+
+    seeds: tuple[int, ...]
+    ours: tuple[float | None, ...]
+    baseline: tuple[float | None, ...]
+    sd: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seeds": list(self.seeds),
+            "ours": list(self.ours),
+            "baseline": list(self.baseline),
+            "sd": self.sd,
+        }
+
+    def ours_cell(self) -> str:
+        """``mean ± sd (n seeds)`` of our per-seed values."""
+        return _mean_sd_cell(self.ours)
+
+    def baseline_cell(self) -> str:
+        """``mean ± sd (n seeds)`` of the baseline's per-seed values."""
+        return _mean_sd_cell(self.baseline)
+
+
+def _mean(values: tuple[float | None, ...]) -> float | None:
+    """The mean of the finite values, ``None`` when there is none."""
+    finite = [v for v in values if v is not None]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _mean_sd_cell(values: tuple[float | None, ...]) -> str:
+    finite = [v for v in values if v is not None]
+    if len(finite) < len(values) or len(finite) < 2:
+        return f"{fmt(finite[0]) if len(finite) == 1 else '—'} ({len(finite)} of {len(values)} seeds finite)"
+    mean = sum(finite) / len(finite)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
+    return f"{fmt(mean)} ± {sd:.2g} ({len(finite)} seeds)"
+
+
+@dataclass(frozen=True)
 class Claim:
-    """One checked statement. Build it with :func:`claim`, which computes ``holds`` and ``rule``."""
+    """One checked statement. Build it with :func:`claim` (or :func:`claim_over_seeds`), which computes ``holds``
+    and ``rule``."""
 
     id: str
     statement: str
@@ -54,6 +101,18 @@ class Claim:
     holds: bool
     rule: str
     paper_source: str | None = None
+    spread: Spread | None = None
+
+    def ours_cell(self) -> str:
+        """Our value for a table: ``mean ± sd (n seeds)`` for a claim decided over seeds, else the number."""
+        return self.spread.ours_cell() if self.spread is not None else fmt(self.ours)
+
+    def baseline_cell(self) -> str:
+        """``name: value`` (``mean ± sd (n seeds)`` over seeds), or ``—`` without a baseline."""
+        if self.baseline is None:
+            return "—"
+        value = self.spread.baseline_cell() if self.spread is not None else fmt(self.baseline.value)
+        return f"{cell(self.baseline.name)}: {value}"
 
     def paper_cell(self) -> str:
         """The paper's figure with its source (``0.511 (Table 2)``), the reason there is none, or ``—``."""
@@ -77,6 +136,7 @@ class Claim:
             "paper_source": self.paper_source,
             "holds": self.holds,
             "rule": self.rule,
+            **({"seeds": self.spread.to_dict()} if self.spread is not None else {}),
         }
 
 
@@ -169,6 +229,76 @@ def claim(
     )
 
 
+def claim_over_seeds(
+    id: str,
+    statement: str,
+    *,
+    metric: str,
+    seeds: Sequence[int],
+    ours: Sequence[float],
+    baseline_name: str,
+    baseline: Sequence[float],
+    higher_is_better: bool = True,
+    margin: float = 0.0,
+    factor: float = 1.0,
+    paper_value: float | None = None,
+    paper_source: str | None = None,
+) -> Claim:
+    """A comparison of two methods decided over several seeds, paired by seed.
+
+    Seed ``i`` gives the advantage ``a_i = ours_i - factor * baseline_i`` (lower is better:
+    ``a_i = baseline_i - factor * ours_i``). The claim holds when every run is finite and the mean advantage exceeds
+    ``margin`` by more than the sample standard deviation of the advantages, ``mean(a) - margin > sd(a)``: a
+    difference within the seed-to-seed noise never holds. ``ours`` and the baseline's value are the means; the
+    per-seed values and ``sd(a)`` are kept in :attr:`Claim.spread` (``results.json``'s ``seeds``), and tables show
+    ``mean ± sd (n seeds)``.
+    """
+    if paper_value is not None and not paper_source:
+        raise ValueError(
+            f"claim {id!r}: say where the paper's value {paper_value:g} comes from (paper_source)"
+        )
+    if not (len(seeds) == len(ours) == len(baseline)):
+        raise ValueError(
+            f"claim {id!r}: {len(seeds)} seeds, {len(ours)} values of ours and {len(baseline)} of the baseline; "
+            "give one of each per seed"
+        )
+    if len(seeds) < 2:
+        raise ValueError(f"claim {id!r}: a comparison over seeds needs at least two seeds, got {len(seeds)}")
+    ours_f = tuple(float(v) if math.isfinite(float(v)) else None for v in ours)
+    base_f = tuple(float(v) if math.isfinite(float(v)) else None for v in baseline)
+    finite = all(v is not None for v in (*ours_f, *base_f))
+    scale = "" if factor == 1.0 else f"{factor:g} x "
+    what = f"ours - {scale}{baseline_name}" if higher_is_better else f"{baseline_name} - {scale}ours"
+    rule = f"over {len(seeds)} seeds: mean({what}) - {margin:g} > sd({what})"
+    sd: float | None = None
+    holds = False
+    if finite:
+        adv = [
+            (o - factor * b) if higher_is_better else (b - factor * o)
+            for o, b in zip(ours_f, base_f, strict=True)
+            if o is not None and b is not None
+        ]
+        mean_adv = sum(adv) / len(adv)
+        sd = math.sqrt(sum((a - mean_adv) ** 2 for a in adv) / (len(adv) - 1))
+        holds = mean_adv - margin > sd
+        rule += f" ({mean_adv:.4g} - {margin:g} vs {sd:.2g})"
+    mean_ours = _mean(ours_f) if all(v is not None for v in ours_f) else None
+    mean_base = _mean(base_f)
+    return Claim(
+        id,
+        statement,
+        metric,
+        higher_is_better,
+        mean_ours,
+        None if mean_base is None else Baseline(baseline_name, mean_base),
+        paper_value,
+        holds,
+        rule,
+        paper_source,
+        Spread(tuple(int(s) for s in seeds), ours_f, base_f, sd),
+    )
+
+
 @dataclass
 class Results:
     """The content of ``results.json``."""
@@ -190,8 +320,9 @@ class Results:
         """One line per claim for a terminal: ``HOLDS  id: statement (ours 0.991)`` or ``FAILS ...``."""
         lines = []
         for c in self.claims:
-            ours = "—" if c.ours is None else f"{c.ours:.4g}"
-            lines.append(f"{'HOLDS' if c.holds else 'FAILS'}  {c.id}: {c.statement} (ours {ours})")
+            ours = c.ours_cell()
+            versus = f"; {c.baseline_cell()}" if c.spread is not None else ""
+            lines.append(f"{'HOLDS' if c.holds else 'FAILS'}  {c.id}: {c.statement} (ours {ours}{versus})")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,6 +354,14 @@ class Results:
                 paper_source=c.get("paper_source"),
                 holds=c["holds"],
                 rule=c.get("rule", ""),
+                spread=None
+                if c.get("seeds") is None
+                else Spread(
+                    tuple(c["seeds"]["seeds"]),
+                    tuple(c["seeds"]["ours"]),
+                    tuple(c["seeds"]["baseline"]),
+                    c["seeds"]["sd"],
+                ),
             )
             for c in data["claims"]
         ]
@@ -424,9 +563,8 @@ def results_markdown(results: Results) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in results.claims:
-        base = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
         lines.append(
-            f"| {c.id} | {cell(c.statement)} | {cell(c.metric)} | {cell(c.paper_cell())} | {fmt(c.ours)} | {base} | {cell(c.rule)} "
+            f"| {c.id} | {cell(c.statement)} | {cell(c.metric)} | {cell(c.paper_cell())} | {c.ours_cell()} | {c.baseline_cell()} | {cell(c.rule)} "
             f"| {fmt(c.holds)} |"
         )
     if results.figures:

@@ -72,9 +72,8 @@ def report_markdown(packages: list[PackageReport], base: Path) -> str:
         for c in pkg.results.claims:
             total += 1
             held += c.holds
-            baseline = "—" if c.baseline is None else f"{cell(c.baseline.name)}: {fmt(c.baseline.value)}"
             lines.append(
-                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {cell(c.paper_cell())} | {fmt(c.ours)} | {baseline} | {fmt(c.holds)} |"
+                f"| {pkg.name} ({pkg.results.mode}) | {cell(c.statement)} | {cell(c.paper_cell())} | {c.ours_cell()} | {c.baseline_cell()} | {fmt(c.holds)} |"
             )
     lines += [
         "",
