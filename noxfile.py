@@ -15,7 +15,11 @@ package gets its sessions by existing:
   (third-party packages come from PyPI, pinned to the lock by a constraints file that names no workspace member).
   In that venv it runs ``<script> --help``, imports the package's and papers_common's ``__all__`` and checks that
   the distribution ``papers-common`` is installed at exactly the version in the wheelhouse. A package whose
-  metadata names another distribution fails here even when something of that name exists on PyPI.
+  metadata names another distribution fails here even when something of that name exists on PyPI. What is
+  installed is the README's own release line (its first ``pip install NAME[extras]``), and the README's
+  ``## Quickstart`` Python blocks then run as written in that venv, from a scratch folder holding the files they
+  read (``tests/data/quickstart/`` of the package, when it exists): the install line and the quickstart cannot
+  drift apart.
 - ``lint``: ruff check and ruff format --check on the whole tree.
 - ``workspace``: the cross-cutting contract in ``tests/``; its venv holds every member (no extras), whose console
   scripts ``tests/test_output_paths.py`` runs.
@@ -344,6 +348,31 @@ sys.exit(1 if problems else 0)
 """
 
 
+QUICKSTART_FILES = Path("tests") / "data" / "quickstart"  # in a member: the files its README quickstart reads
+
+
+def readme_requirement(member: Member) -> str:
+    """The requirement of the README's release install line: its first ``pip install NAME[extras]`` (quotes
+    dropped), e.g. ``house-kge[pykeen]``; the bare name when the README has none."""
+    readme = member.path / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    for match in re.finditer(r"^\s*pip install\s+(\S+)", text, flags=re.M):
+        requirement = match.group(1).strip("'\"")
+        if normalize(re.split(r"[\[<>=!~;]", requirement, maxsplit=1)[0]) == normalize(member.name):
+            return requirement
+    return member.name
+
+
+def readme_quickstart(member: Member) -> str:
+    """The ``python`` blocks of the README's ``## Quickstart`` section, in order, as one script ("" if none)."""
+    readme = member.path / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    section = re.search(r"^## Quickstart\s*$(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
+    if section is None:
+        return ""
+    return "\n".join(re.findall(r"^```python\n(.*?)^```", section.group(1), flags=re.M | re.S))
+
+
 def install_by_name(
     wheelhouse: Path,
     member: Member,
@@ -355,12 +384,15 @@ def install_by_name(
     no_index: bool = False,
     run: Runner = run_command,
 ) -> list[str]:
-    """Install ``member`` by its distribution name into a fresh venv, as pip would after a release; the problems.
+    """Install ``member`` by its README's release line into a fresh venv, as pip would after a release; the problems.
 
-    ``uv pip install --find-links WHEELHOUSE NAME`` (the registry too, unless ``no_index``, pinned by ``constraints``)
-    so that ``common`` is found only through the name in the member's metadata; then ``<script> --help`` for each
-    console script and a probe that imports both ``__all__`` and checks that ``common`` is installed at exactly the
-    version of its wheel in the wheelhouse. Each problem is a line starting with the member's name.
+    ``uv pip install --find-links WHEELHOUSE REQUIREMENT`` (the registry too, unless ``no_index``, pinned by
+    ``constraints``), where the requirement is :func:`readme_requirement` (the distribution name with the extras
+    the README's line names), so that ``common`` is found only through the name in the member's metadata; then
+    ``<script> --help`` for each console script, a probe that imports both ``__all__`` and checks that ``common``
+    is installed at exactly the version of its wheel in the wheelhouse, and the README's quickstart
+    (:func:`readme_quickstart`) run as written from a scratch folder holding the member's
+    ``tests/data/quickstart/`` files. Each problem is a line starting with the member's name.
     """
     built = wheel_versions(wheelhouse)
     for needed in (common, member):
@@ -378,9 +410,10 @@ def install_by_name(
         install += ["--constraint", constraints]
     if no_index:
         install.append("--no-index")
-    code, out = run([*install, member.name], venv_dir)
+    requirement = readme_requirement(member)
+    code, out = run([*install, requirement], venv_dir)
     if code:
-        return [f"{member.name}: `uv pip install {member.name}` from the wheelhouse failed:\n{tail(out)}"]
+        return [f"{member.name}: `uv pip install {requirement}` from the wheelhouse failed:\n{tail(out)}"]
     # Nothing from outside the venv on sys.path; bytecode may be written (the venv is throwaway), so that --help
     # after the probe does not compile torch's sources a second time.
     env = {
@@ -411,6 +444,20 @@ def install_by_name(
         code, out = run([venv_bin(venv_dir) / script, "--help"], venv_dir, env)
         if code:
             problems.append(f"{member.name}: `{script} --help` exited {code}:\n{tail(out)}")
+    quickstart = readme_quickstart(member)
+    if quickstart:
+        scratch = venv_dir / "quickstart"
+        shutil.rmtree(scratch, ignore_errors=True)
+        if (member.path / QUICKSTART_FILES).is_dir():
+            shutil.copytree(member.path / QUICKSTART_FILES, scratch)
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "quickstart.py").write_text(quickstart, encoding="utf-8")
+        code, out = run([python_in_venv, "quickstart.py"], scratch, env)
+        if code:
+            problems.append(
+                f"{member.name}: the README's quickstart failed after `pip install {requirement}` "
+                f"(exit {code}):\n{tail(out)}"
+            )
     return problems
 
 
@@ -450,8 +497,9 @@ def install_by_name_session(session: nox.Session) -> None:
             session.warn("\n".join(found))
         else:
             session.log(
-                f"{member.name}: installed by name, with {COMMON.name} {wheel_versions(wheelhouse)[COMMON.name]} "
-                f"from the wheelhouse; probe and --help pass ({time.monotonic() - start:.1f} s)"
+                f"{member.name}: installed as `{readme_requirement(member)}`, with {COMMON.name} "
+                f"{wheel_versions(wheelhouse)[COMMON.name]} from the wheelhouse; probe, --help and the README's "
+                f"quickstart pass ({time.monotonic() - start:.1f} s)"
             )
     if failed:
         session.error(

@@ -32,8 +32,11 @@ def write_project(path: Path, name: str, body: str, files: dict[str, str]) -> No
 COMMON_INIT = '__all__ = ["hello"]\n\ndef hello():\n    return "hello"\n'
 
 
-def tiny_workspace(root: Path, paper_requires: str, impostor_init: str) -> list[noxfile.Member]:
-    """A workspace of ``tiny-common``, ``tiny-paper`` (requiring ``paper_requires``) and ``impostor``.
+def tiny_workspace(
+    root: Path, paper_requires: str, impostor_init: str, readme: str = ""
+) -> list[noxfile.Member]:
+    """A workspace of ``tiny-common``, ``tiny-paper`` (requiring ``paper_requires``, with an extra ``also`` that
+    pulls in ``impostor``, and ``readme`` as its README) and ``impostor``.
 
     ``impostor`` is another distribution that ships a ``tiny_common`` module whose ``__init__`` is ``impostor_init``.
     """
@@ -54,8 +57,10 @@ def tiny_workspace(root: Path, paper_requires: str, impostor_init: str) -> list[
     write_project(
         root / "packages" / "tiny-paper",
         "tiny-paper",
-        f'dependencies = ["{paper_requires}"]\n\n[project.scripts]\ntiny-paper = "tiny_paper.cli:main"\n{sources}',
+        f'dependencies = ["{paper_requires}"]\n\n[project.optional-dependencies]\nalso = ["impostor"]\n\n'
+        f'[project.scripts]\ntiny-paper = "tiny_paper.cli:main"\n{sources}',
         {
+            "README.md": readme,
             "src/tiny_paper/__init__.py": """\
                 from tiny_common import hello
 
@@ -89,8 +94,10 @@ def isolated_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UV_CONSTRAINT", raising=False)
 
 
-def install(root: Path, paper_requires: str, impostor_init: str = "__all__ = []\n") -> list[str]:
-    found = {m.name: m for m in tiny_workspace(root, paper_requires, impostor_init)}
+def install(
+    root: Path, paper_requires: str, impostor_init: str = "__all__ = []\n", readme: str = ""
+) -> list[str]:
+    found = {m.name: m for m in tiny_workspace(root, paper_requires, impostor_init, readme)}
     wheelhouse = root / "wheelhouse"
     assert noxfile.build_wheelhouse(root, list(found), wheelhouse) == []
     assert set(noxfile.wheel_versions(wheelhouse)) == {"tiny-common", "tiny-paper", "impostor"}
@@ -138,6 +145,77 @@ def test_another_distribution_even_with_the_api_fails_on_its_metadata(tmp_path: 
         "tiny-paper: the distribution tiny-common is not installed (the wheelhouse has 0.1.0); "
         "tiny-paper requires ['impostor>=0.1']"
     ]
+
+
+QUICKSTART = """\
+# tiny-paper
+
+## Install
+
+```bash
+pip install {line}
+```
+
+## Quickstart
+
+```python
+from tiny_paper import greet
+
+print(greet())
+```
+
+Then:
+
+```python
+import importlib.metadata
+from pathlib import Path
+
+assert importlib.metadata.version("impostor") == "0.1.0"  # what the `also` extra brings
+assert Path("data.txt").read_text() == "beside the quickstart"
+```
+
+## CLI
+
+```python
+raise SystemExit("not part of the quickstart")
+```
+"""
+
+
+@pytest.mark.usefixtures("isolated_uv")
+def test_the_readme_quickstart_runs_in_the_venv_its_install_line_makes(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    readme = QUICKSTART.format(line="'tiny-paper[also]'  # with the extra")
+    found = {m.name: m for m in tiny_workspace(root, "tiny-common>=0.1", COMMON_INIT, readme)}
+    (found["tiny-paper"].path / noxfile.QUICKSTART_FILES).mkdir(parents=True)
+    (found["tiny-paper"].path / noxfile.QUICKSTART_FILES / "data.txt").write_text("beside the quickstart")
+    assert noxfile.readme_requirement(found["tiny-paper"]) == "tiny-paper[also]"
+    assert noxfile.build_wheelhouse(root, list(found), root / "wheelhouse") == []
+    problems = noxfile.install_by_name(
+        root / "wheelhouse", found["tiny-paper"], root / "venv", common=found["tiny-common"],
+        python=sys.executable, no_index=True,
+    )  # fmt: skip
+    assert problems == []
+
+
+@pytest.mark.usefixtures("isolated_uv")
+def test_a_quickstart_that_needs_more_than_the_install_line_gives_fails(tmp_path: Path) -> None:
+    # the README installs the bare name, but its quickstart uses what only the `also` extra installs
+    problems = install(tmp_path / "ws", "tiny-common>=0.1", COMMON_INIT, QUICKSTART.format(line="tiny-paper"))
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "tiny-paper: the README's quickstart failed after `pip install tiny-paper` (exit 1):"
+    )
+    assert "PackageNotFoundError" in problems[0]
+
+
+def test_the_paper_readmes_install_lines_and_quickstarts_are_found() -> None:
+    for member in noxfile.PAPERS:
+        requirement = noxfile.readme_requirement(member)
+        assert noxfile.normalize(requirement.split("[")[0]) == member.name
+        assert "import" in noxfile.readme_quickstart(member), f"{member.rel}/README.md: no Python quickstart"
+    house = next(m for m in noxfile.PAPERS if m.name == "house-kge")
+    assert noxfile.readme_requirement(house) == "house-kge[pykeen]"
 
 
 def test_the_session_runs_by_default() -> None:

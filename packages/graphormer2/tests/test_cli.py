@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -493,3 +494,31 @@ def test_python_dash_m_runs_the_command_line() -> None:
                           timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("graphormer2 ")
+
+
+@pytest.mark.skipif(
+    shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2,
+    reason="needs taskset and at least 2 available cores",
+)
+def test_a_run_repeats_exactly_on_one_core_and_on_two(tmp_path: Path) -> None:
+    """``train --threads 1`` under ``taskset -c 0`` and under ``taskset -c 0,1``: the same seed writes the same
+    metrics, test errors and weights, whatever the number of cores (only wall-clock times differ)."""
+    # the second process reuses the bytecode the first one compiled, also where bytecode writing is turned off
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONDONTWRITEBYTECODE": "",
+           "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}  # fmt: skip
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # only --threads decides
+        env.pop(variable, None)
+    written = []
+    for cores in ("0", "0,1"):
+        out = tmp_path / f"cores-{cores}"
+        command = ["taskset", "-c", cores, sys.executable, "-m", "graphormer2.cli", "train", "--quiet",
+                   "--task", "tpsa", "--limit", "40", "--epochs", "2", *TINY[:8], "--batch-size", "8",
+                   "--device", "cpu", "--threads", "1", "--out", str(out)]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        test = json.loads((out / "test_metrics.json").read_text(encoding="utf-8"))
+        test.pop("seconds")
+        metrics = [{k: v for k, v in row.items() if k != "time"} for row in read_jsonl(out / "metrics.jsonl")]
+        written.append((test, metrics, (out / "best" / "model.safetensors").read_bytes()))
+    assert written[0][0]["steps"] == 8
+    assert written[0] == written[1]

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import json
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ TINY = reproduce.Plan(
     small=reproduce.Setting(16, 4, 6.0, TINY_TRAIN),
     countries=reproduce.Setting(16, 4, 0.1, TINY_TRAIN),
     wn18rr=None,
+    seeds=2,
 )
 
 
@@ -73,15 +75,75 @@ def test_reproduce_measures_every_claim(
     assert all(c.ours is not None for c in results.claims)
     assert all(c.paper_source for c in results.claims)  # the paper's figure or why there is none
     tables = json.loads((out / "tables.json").read_text())
-    assert set(tables["patterns"]) == {"symmetric", "antisymmetric", "inverse", "composition"}
-    assert set(tables["small"]["umls"]) == {"HousE", "RotatE"}
+    assert tables["patterns"]["seeds"] == [0, 1]
+    patterns = tables["patterns"]["mrr"]
+    assert set(patterns) == {"symmetric", "antisymmetric", "inverse", "composition"}
+    assert all(len(values) == 2 for values in patterns.values())  # a graph and a training per seed
+    assert results.claims[0].ours == pytest.approx(min(sum(v) / 2 for v in patterns.values()))
+    assert "mean over seeds 0, 1" in results.claims[0].statement
+    assert json.loads((out / "config.json").read_text())["seeds"] == [0, 1]
+    # the two-model comparisons: one training of each model per seed, decided over the seeds
+    for name in ("umls", "nations"):
+        rows = tables["small"][name]
+        assert rows["seeds"] == [0, 1]
+        assert [len(rows["HousE"]), len(rows["RotatE"])] == [2, 2]
+        assert all(
+            (out / "runs" / f"{name}-{m}-seed{s}" / "model").is_dir()
+            for m in ("house", "rotate")
+            for s in (0, 1)
+        )
+        found = next(c for c in results.claims if c.id == f"{name}-mrr")
+        assert found.spread is not None
+        assert found.spread.seeds == (0, 1)
+        assert found.spread.ours == tuple(r["mrr"] for r in rows["HousE"])
+        assert found.spread.baseline == tuple(r["mrr"] for r in rows["RotatE"])
+        assert found.ours == pytest.approx(sum(r["mrr"] for r in rows["HousE"]) / 2)
+        assert found.baseline is not None
+        assert found.baseline.name == "RotatE"
+        assert found.baseline.value == pytest.approx(sum(r["mrr"] for r in rows["RotatE"]) / 2)
+    assert [c.spread is None for c in results.claims] == [
+        True,
+        False,
+        False,
+        True,
+    ]  # HousE alone: no baseline
     assert (out / "patterns.png").stat().st_size > 1000
     assert "countries-s3" in capsys.readouterr().out
     messages = [record.getMessage() for record in caplog.records]
     # a progress record over the experiments, and the training and evaluation progress inside them
     assert any(m.startswith("reproduce: 4/4 (100%)") and m.endswith("(done)") for m in messages)
     assert any(m.startswith("umls/RotatE: 20/20 (100%)") for m in messages)
-    assert any(m.startswith("patterns/composition: ") for m in messages)
+    assert any(m.startswith("patterns/composition/seed 1: ") for m in messages)
+
+
+def small_rows(house: list[float], rotate: list[float]) -> dict:
+    return {"seeds": list(range(len(house))), "HousE": [{"mrr": v} for v in house],
+            "RotatE": [{"mrr": v} for v in rotate]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("house", "rotate", "holds"),
+    [
+        ([0.84, 0.83, 0.84], [0.76, 0.78, 0.76], True),  # a steady lead
+        ([0.80, 0.86, 0.79], [0.78, 0.78, 0.80], False),  # a mean lead within the spread
+        ([0.80, 0.80, 0.80], [0.80, 0.80, 0.80], False),  # a tie
+        ([0.70, 0.72, 0.71], [0.80, 0.81, 0.79], False),  # RotatE ahead
+        ([0.84, float("nan"), 0.84], [0.76, 0.78, 0.76], False),  # a run that diverged
+    ],
+)
+def test_comparisons_are_decided_over_seeds(house: list[float], rotate: list[float], holds: bool) -> None:
+    tables = {"patterns": {"seeds": [0, 1], "mrr": {"symmetric": [0.95, 0.95]}}, "countries_S3": {"auc_pr": 0.95},
+              "small": {"umls": small_rows(house, rotate), "nations": small_rows([0.7, 0.7], [0.6, 0.6])}}  # fmt: skip
+    claims = {c.id: c for c in reproduce._claims(tables)}
+    advantages = [h - r for h, r in zip(house, rotate, strict=True)]
+    mean = sum(advantages) / 3
+    sd = math.sqrt(sum((a - mean) ** 2 for a in advantages) / 2)
+    assert claims["umls-mrr"].holds == (all(map(math.isfinite, advantages)) and mean > sd)
+    assert claims["umls-mrr"].holds is holds
+    assert claims["umls-mrr"].spread.seeds == (0, 1, 2)
+    assert claims["umls-mrr"].paper_source.startswith("no UMLS experiment in the paper")
+    assert claims["nations-mrr"].holds  # the same lead at both seeds: no spread to exceed
+    assert claims["nations-mrr"].rule.startswith("over 2 seeds: mean(ours - RotatE) - 0 > sd(ours - RotatE)")
 
 
 def test_reproduce_runs_without_a_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,3 +213,23 @@ def test_full_mode_adds_wn18rr_when_present(tmp_path: Path, monkeypatch: pytest.
     assert 0 < wn["HousE"]["mrr"] <= 1
     assert wn["HousE"]["total_seconds"] >= wn["HousE"]["seconds"]
     assert wn["paper"]["RotatE"]["mrr"] == 0.477
+
+
+@pytest.mark.parametrize(
+    ("composition", "holds"),
+    [
+        ([0.95, 0.92], True),
+        ([0.95, 0.72], False),  # the first seed alone passes; the mean over seeds does not
+        ([0.95, float("nan")], False),
+    ],
+)
+def test_the_pattern_claim_is_decided_on_the_mean_over_seeds(composition: list[float], holds: bool) -> None:
+    patterns = {"seeds": [0, 1], "mrr": {"symmetric": [1.0, 1.0], "composition": composition}}
+    tables = {"patterns": patterns, "countries_S3": {"auc_pr": 0.95},
+              "small": {"umls": small_rows([0.7, 0.7], [0.6, 0.6])}}  # fmt: skip
+    found = reproduce._claims(tables)[0]
+    assert found.id == "patterns"
+    assert found.holds is holds
+    assert "lowest: composition" in found.statement
+    mean = sum(composition) / 2
+    assert found.ours == (pytest.approx(mean) if math.isfinite(mean) else None)  # a non-finite mean: null

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -230,3 +231,37 @@ def test_bad_input_exits_with_status_2(
 def test_evaluate_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert app.main(["evaluate", "--checkpoint", str(tmp_path / "nothing"), "--device", "cpu"]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2,
+    reason="needs taskset and at least two cores",
+)
+def test_a_run_repeats_exactly_on_one_core_and_on_two(tmp_path: Path) -> None:
+    """With a fixed thread count, training gives the same metrics and weights whatever the cores it may use."""
+    # the thread count comes from --threads alone, not from variables an earlier command of this process set
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    command = [sys.executable, "-c", "from pinn_stein.cli import main; main()", "train", "--pde", "heat", "--dim", "8",
+               "--method", "stein-vr", "--width", "32", "--depth", "2", "--samples", "64", "--eval-samples", "64",
+               "--test-points", "200", "--iterations", "10", "--eval-every", "5", "--device", "cpu", "--threads", "1",
+               "--quiet"]  # fmt: skip
+    runs = {  # both at once: the start-up (importing torch) is most of the time
+        cores: subprocess.Popen(
+            ["taskset", "-c", cores, *command, "--out", str(tmp_path / f"cores-{cores}")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**environ, "HF_HUB_OFFLINE": "1"},
+        )
+        for cores in ("0", "0,1")
+    }
+    found = []
+    for cores, process in runs.items():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        out = tmp_path / f"cores-{cores}"
+        rows = [{k: v for k, v in row.items() if k != "time"} for row in read_jsonl(out / "metrics.jsonl")]
+        final = json.loads((out / "final_metrics.json").read_text())
+        found.append((final, rows, (out / "model" / "model.safetensors").read_bytes()))
+    assert found[0][0]["rel_l2"] > 0
+    assert found[0] == found[1]

@@ -345,34 +345,51 @@ def test_reproduce_runs_every_stage_and_logs_its_progress(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The whole reproduction (full mode, language model included) on a plan of a few steps per run."""
+    """The whole reproduction (full mode, language model included, two seeds) on a plan of a few steps per run."""
     from urpe import Schedule, reproduce
     from urpe.experiment import ModelSize
 
     schedule = Schedule(steps=3, batch_size=4, warmup=1, eval_batches=1)
-    tiny = reproduce.Plan(6, 4, ModelSize(8, 2, 1, 16), schedule, schedule, schedule, lm_seq_len=8)
+    size = ModelSize(8, 2, 1, 16)
+    tiny = reproduce.Plan(6, 4, size, schedule, schedule, schedule, lm_seq_len=8, num_seeds=2)
     monkeypatch.setattr(reproduce, "FULL", tiny)
     monkeypatch.delenv("PAPERS_PROGRESS", raising=False)
     monkeypatch.setenv("PAPERS_PROGRESS_INTERVAL", "0")
     out = tmp_path / "report"
     argv = ["reproduce", "--full", "--data-dir", str(text_folder), "--out", str(out), "--device", "cpu"]
+    argv += ["--seed", "3"]
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a shell: App.main installs its handler
     monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)
     assert app.main(argv) == 0
     captured = capsys.readouterr()
     results = json.loads((out / "results.json").read_text())
-    assert len(results["claims"]) == 8
+    assert results["config"]["seeds"] == [3, 4]
+    assert len(results["claims"]) == 10
     assert all(c["paper_source"] for c in results["claims"])  # the paper's figure or why there is none
+    seeded = {c["id"]: c["seeds"] for c in results["claims"] if "seeds" in c}
+    assert sorted(seeded) == ["etp-urpe-vs-rpe", "lm-perplexity", "pi-urpe-vs-rpe"]
+    for spread in seeded.values():
+        assert spread["seeds"] == [3, 4]
+        assert len(spread["ours"]) == len(spread["baseline"]) == 2
     assert "wrote" in captured.out
     runs = sorted(p.name for p in (out / "runs").iterdir())
-    assert len(runs) == 8
+    assert len(runs) == 16  # 4 + 2 synthetic and 2 language models, each with seeds 3 and 4
+    assert {name.rsplit("-", 1)[1] for name in runs} == {"seed3", "seed4"}
     for name in runs:
         assert sorted(p.name for p in (out / "runs" / name / "model").iterdir()) == [
             "config.json",
             "model.safetensors",
         ]
-    stages = re.findall(r"reproduce: (\d+)/10 \(", captured.err)
-    assert stages[-1] == "10", captured.err
+    # the per-seed accuracies in results.json are those of the runs
+    pi_rpe = [
+        json.loads(
+            (out / "runs" / f"position-identification-rpe-seed{s}" / "final_metrics.json").read_text()
+        )["accuracy"]
+        for s in (3, 4)
+    ]
+    assert seeded["pi-urpe-vs-rpe"]["baseline"] == pi_rpe
+    stages = re.findall(r"reproduce: (\d+)/18 \(", captured.err)
+    assert stages[-1] == "18", captured.err
     assert [int(s) for s in stages] == sorted(int(s) for s in stages)
     for name in runs:
         assert f"reproduce: training {name}" in captured.err

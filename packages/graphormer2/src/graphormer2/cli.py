@@ -101,6 +101,11 @@ class TrainingArgs:
     device: str = option(
         "auto", help="'auto', 'cpu', 'cuda' or 'cuda:N' (torchrun: each rank its LOCAL_RANK GPU)"
     )
+    threads: int | None = option(
+        None,
+        help="torch CPU threads (default: one per available core); a fixed count makes the same seed give the "
+        "same numbers whatever the number of cores",
+    )
 
 
 @dataclass(kw_only=True)

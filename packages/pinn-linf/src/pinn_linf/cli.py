@@ -146,6 +146,11 @@ class ReferenceArgs(ProblemArgs):
 
 @dataclass
 class ReproduceArgs(RunArgs):
+    seed: int = option(
+        0,
+        help="the first seed: every comparison runs with seeds SEED, SEED+1, ... (3 in both modes); the test and "
+        "probe points come from SEED",
+    )
     out: Path = option(
         Path("reports/pinn-linf"),
         help="directory for results.json, results.md, tables and figures",

@@ -16,13 +16,14 @@ from pinn_stein.timing import iteration_seconds
 
 @dataclass(frozen=True)
 class EstimatorError:
-    """Relative L2 errors (over the points) of the two Stein Laplacian estimators at one setting."""
+    """Relative L2 errors (over the points) of the two Stein Laplacian estimators at one setting and seed."""
 
     dtype: str
     dim: int
     samples: int
     vanilla: float
     variance_reduced: float
+    seed: int = 0
 
     @property
     def ratio(self) -> float:
@@ -90,6 +91,7 @@ def estimator_errors(
                         count,
                         float((vanilla - reference).norm() / norm),
                         float((reduced - reference).norm() / norm),
+                        seed,
                     )
                 )
                 bar.update(1)
@@ -99,12 +101,14 @@ def estimator_errors(
 
 @dataclass(frozen=True)
 class Cost:
-    """Seconds per training iteration of one method at one dimension on one device (None: out of memory)."""
+    """Seconds per training iteration of one method at one dimension on one device (None: out of memory), timed
+    on the network and points drawn from ``seed``."""
 
     device: str
     method: str
     dim: int
     seconds: float | None
+    seed: int = 0
 
 
 def cost_sweep(
@@ -116,8 +120,10 @@ def cost_sweep(
     iterations: int,
     device: torch.device | str = "cpu",
     limits: dict[str, int] | None = None,
+    seed: int = 0,
 ) -> list[Cost]:
-    """:func:`iteration_seconds` on Heat-d for every method and dimension (``limits``: largest d per method).
+    """:func:`iteration_seconds` on Heat-d for every method and dimension (``limits``: largest d per method), with
+    the network and points drawn from ``seed``.
 
     A method that runs out of GPU memory at some d is recorded as None there and not tried at larger d.
     """
@@ -141,13 +147,14 @@ def cost_sweep(
                     samples=samples,
                     iterations=iterations,
                     device=device,
+                    seed=seed,
                     desc=f"timing heat-{dim} {method}",
                 )
             except torch.cuda.OutOfMemoryError:
                 seconds = None
                 exhausted.add(method)
                 torch.cuda.empty_cache()
-            results.append(Cost(kind, method, dim, seconds))
+            results.append(Cost(kind, method, dim, seconds, seed))
             bar.update(1)
     return results
 
