@@ -9,6 +9,16 @@ from advsep import Dataset, gaussian
 from papers_common import preserved_global_state
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Torch on one thread in this process, as ``reproduce`` runs it: on cores shared with other jobs, two threads
+    wait for each other at every parallel region and the suite takes several times longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +229,22 @@ def test_users_features_are_standardised_and_the_statistics_saved_with_the_run(
     assert result["dataset"]["standardized"] is False
     assert result["model_train_accuracy"] == pytest.approx(result["majority_class_accuracy"])
     assert "no better than always predicting the most common class (0.637)" in caplog.text
+
+
+def test_a_run_repeats_on_one_core_and_on_two(tmp_path: Path) -> None:
+    """With a fixed ``--threads`` the same seed gives the same numbers whatever the number of cores."""
+    taskset = shutil.which("taskset")
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if taskset is None or len(cores) < 2:
+        pytest.skip("needs taskset and at least two available cores")
+    found = []
+    for mask in (str(cores[0]), f"{cores[0]},{cores[1]}"):
+        out = tmp_path / f"cores-{mask}"
+        command = [taskset, "-c", mask, sys.executable, "-m", "advsep.cli", "probe", "--dataset", "gaussian",
+                   "--width", "128", "--train-epochs", "2", "--lr", "1", "--threads", "1", "--out", str(out)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found.append(((out / "result.json").read_text(), (out / "model" / "model.safetensors").read_bytes()))
+    assert json.loads(found[0][0])["distance"] > 0  # the network was trained, not only initialised
+    assert found[0] == found[1]

@@ -56,6 +56,10 @@ class ExperimentArgs:
     steps: int = option(10, help="PGD steps")
     labels: Literal["true", "shuffled"] = option("true", help="labels the noise is built with")
     probe: Literal["lbfgs", "ridge", "sklearn", "precursor"] = option("lbfgs", help="the linear probe")
+    threads: int | None = option(
+        None, help="torch CPU threads (default: one per available core); a fixed count makes the same seed give "
+        "the same numbers whatever the number of cores"
+    )  # fmt: skip
 
 
 @dataclass
@@ -85,10 +89,11 @@ class ReproduceArgs:
         help="directory for results.json, results.md, tables and figures",
         output="dir",
     )
-    quick: bool = option(True, help="minutes on a CPU (--full: more widths, epochs, depths and 3 seeds)",
-                         flags=("--quick", "--full"))  # fmt: skip
+    quick: bool = option(True, help="2 seeds, a minute or two on a CPU (--full: more widths, epochs, depths and "
+                         "3 seeds)", flags=("--quick", "--full"))  # fmt: skip
     threads: int | None = option(
-        1, help="torch CPU threads, fixed so that the same seed gives the same numbers on any machine"
+        1,
+        help="torch CPU threads, fixed so that the same seed gives the same numbers whatever the number of cores",
     )
 
 

@@ -140,14 +140,20 @@ def sweep(data: Dataset, base: Setup, axis: Axis, values: list[Any]) -> list[dic
     rows = []
     bar = progress(total=len(values), desc=f"sweep {axis}", unit="run")
     for value in values:
-        changes: dict[str, Any] = {axis: value}
-        if axis == "depth" and base.model == "two-layer":
-            changes["model"] = "mlp"
-        if axis == "steps":
-            changes["method"] = "pgd"
-        if axis == "lr" and not math.isfinite(float(value)):
-            raise InputError(f"learning rates must be finite, got {value}")
-        rows.append({"axis": axis, "value": value, **run_experiment(data, replace(base, **changes))})
+        rows.append({"axis": axis, "value": value, **run_experiment(data, sweep_setup(base, axis, value))})
         bar.update(1)
     bar.close()
     return rows
+
+
+def sweep_setup(base: Setup, axis: Axis, value: Any) -> Setup:
+    """The setup of one point of a sweep: ``base`` with ``axis`` set to ``value`` (a depth sweep of the two-layer
+    network uses ``mlp``, a ``steps`` sweep uses PGD)."""
+    changes: dict[str, Any] = {axis: value}
+    if axis == "depth" and base.model == "two-layer":
+        changes["model"] = "mlp"
+    if axis == "steps":
+        changes["method"] = "pgd"
+    if axis == "lr" and not math.isfinite(float(value)):
+        raise InputError(f"learning rates must be finite, got {value}")
+    return replace(base, **changes)
