@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import statistics
 from pathlib import Path
@@ -37,9 +38,15 @@ def test_the_modes_run_at_least_the_seeds_a_comparison_needs() -> None:
     assert reproduce.FULL.seeds >= 3
 
 
-def test_reproduce_decides_every_claim_over_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reproduce_decides_every_claim_over_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(reproduce, "QUICK", TINY)
+    monkeypatch.setattr(reproduce, "HEARTBEAT_SECONDS", 0.05)
+    caplog.set_level(logging.INFO, logger=reproduce.LOG.name)
     results = reproduce.run(tmp_path, quick=True, seed=5)
+    # while runs are in flight a line names them at least every HEARTBEAT_SECONDS
+    assert any(r.getMessage().startswith("reproduce: running ") for r in caplog.records)
     assert [c.id for c in results.claims] == IDS
     loaded = load_results(tmp_path / "results.json")
     assert [c.id for c in loaded.claims] == IDS

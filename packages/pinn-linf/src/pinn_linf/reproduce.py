@@ -54,6 +54,7 @@ from pinn_linf.reference import cached_test_set
 from pinn_linf.train import TrainConfig, train
 
 LOG = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 20.0  # the longest silence while runs are in flight
 PAPER = Paper(
     "Is L2 Physics-Informed Loss Always Suitable for Training Physics-Informed Neural Network?", "2206.02016"
 )
@@ -185,7 +186,10 @@ def run(out: Path, *, quick: bool = True, seed: int = 0, device: str | torch.dev
             while ready and len(pending) < plan.workers:
                 job = ready.pop(0)
                 pending[pool.submit(_run_job, job, plan, str(out), seed)] = job
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
+            if not done:  # a line at least every HEARTBEAT_SECONDS while runs are in flight
+                LOG.info("reproduce: running %s (%.0f s elapsed)", ", ".join(j.name for j in pending.values()),
+                         time.perf_counter() - started)  # fmt: skip
             for future in done:
                 job = pending.pop(future)
                 result = future.result()
