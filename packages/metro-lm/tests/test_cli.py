@@ -1,0 +1,154 @@
+"""The command line: tokenizer → pretrain → finetune → predict on generated text, settings fitted to the corpus,
+and bad input reported without a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import write_documents
+
+from metro_lm.cli import app
+from metro_lm.pipeline import SIZE_THRESHOLDS, Settings, fit_settings, model_config, resolve_size
+from metro_lm.tokenizer import load_tokenizer, train_tokenizer
+from papers_common import InputError, read_json
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    status = app.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def write_task(folder: Path, rows: int = 40) -> Path:
+    """A generic two-class task: does the sentence mention "red"?"""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, count, offset in (("train.tsv", rows, 0), ("dev.tsv", rows // 2, 7)):
+        lines = ["sentence\tlabel"]
+        for i in range(count):
+            colour = "red" if (i + offset) % 2 else "blue"
+            lines.append(f"the {colour} box number {i}\t{int(colour == 'red')}")
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        app.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("tokenizer", "pretrain", "finetune", "predict", "reproduce"):
+        assert command in out
+
+
+def test_fit_settings_follow_the_corpus_size():
+    tiny = fit_settings(Settings(), 1000)
+    assert tiny["size"] == "tiny"
+    assert tiny["seq_len"] < 128
+    assert tiny["batch_size"] >= 2
+    assert tiny["steps"] >= 20
+    assert tiny["sequences"] * (tiny["seq_len"] - 2) >= 1000
+    large = fit_settings(Settings(), 10_000_000)
+    assert (large["size"], large["seq_len"], large["batch_size"]) == ("small", 128, 64)
+    assert large["warmup_steps"] == large["steps"] * 6 // 100
+    given = fit_settings(Settings(size="base", seq_len=64, batch_size=8, steps=5, lr=1e-3), 10_000)
+    assert (given["size"], given["seq_len"], given["batch_size"], given["steps"], given["lr"]) == (
+        "base",
+        64,
+        8,
+        5,
+        1e-3,
+    )
+    assert resolve_size("auto", SIZE_THRESHOLDS[-1][0]) == "base"
+    with pytest.raises(InputError, match="seq_len"):
+        fit_settings(Settings(seq_len=2), 1000)
+
+
+def test_model_config_rejects_unknown_fields_and_sequences_beyond_the_positions(tmp_path):
+    tok = train_tokenizer(write_documents(tmp_path / "text", files=2).glob("*.txt"), vocab_size=300)
+    config = model_config("tiny", "metro", tok, 64)
+    assert (config.vocab_size, config.mask_token_id, config.hidden_size) == (len(tok), tok.mask_token_id, 64)
+    with pytest.raises(InputError, match="not a MetroConfig field"):
+        model_config("tiny", "metro", tok, 64, {"hiden_size": 3})
+    with pytest.raises(InputError, match="position range"):
+        model_config("tiny", "metro", tok, 128, {"max_position_embeddings": 64})
+
+
+def test_tokenizer_pretrain_finetune_predict(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = write_documents(tmp_path / "text")
+    status, out, err = run_cli(capsys, "tokenizer", "--files", text, "--vocab-size", "300", "--out", "tok")
+    assert status == 0, err
+    assert json.loads(out)["vocab_size"] == len(load_tokenizer("tok")) <= 300
+
+    status, out, err = run_cli(capsys, "pretrain", "--corpus", text, "--tokenizer", "tok", "--size", "tiny",
+                               "--steps", "4", "--batch-size", "4", "--seq-len", "32", "--out", "run",
+                               "--device", "cpu")  # fmt: skip
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary["steps"] == 4
+    assert summary["diverged_at"] is None
+    assert "rtd_auc" in summary["final_eval"]
+    resolved = read_json(tmp_path / "run" / "config.json")
+    assert resolved["settings"]["seq_len"] == 32
+    assert resolved["model"]["objective"] == "metro"
+    saved = read_json(tmp_path / "run" / "model" / "config.json")
+    assert (saved["model_type"], saved["position_embedding"], saved["scaled_init"]) == (
+        "metro",
+        "relative",
+        True,
+    )
+
+    # The run's model folder is self-contained: it works after the corpus, the tokenizer and the run move.
+    shutil.move(tmp_path / "run", tmp_path / "moved")
+    shutil.rmtree(tmp_path / "tok")
+    task = write_task(tmp_path / "colour")
+    status, out, err = run_cli(capsys, "finetune", "--model", "moved/model", "--task-dir", task, "--epochs", "2",
+                               "--batch-size", "8", "--lr", "1e-3", "--out", "ft")  # fmt: skip
+    assert status == 0, err
+    assert set(json.loads(out)["metrics"]) == {"accuracy"}
+    status, out, err = run_cli(capsys, "predict", "--model", "ft/model", "--input", task / "dev.tsv")
+    assert status == 0, err
+    assert len(out.split()) == 20
+    assert set(out.split()) <= {"0", "1"}
+
+
+def test_electra_and_mlm_default_to_absolute_positions_and_plain_init(tmp_path, capsys):
+    text = write_documents(tmp_path / "text", files=3)
+    status, _, err = run_cli(capsys, "pretrain", "--corpus", text, "--objective", "mlm", "--size", "tiny",
+                             "--steps", "2", "--batch-size", "2", "--seq-len", "16", "--vocab-size", "300",
+                             "--out", tmp_path / "run")  # fmt: skip
+    assert status == 0, err
+    saved = read_json(tmp_path / "run" / "model" / "config.json")
+    assert (saved["objective"], saved["position_embedding"], saved["scaled_init"]) == (
+        "mlm",
+        "absolute",
+        False,
+    )
+    assert (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pretrain", "--corpus", "{empty}", "--out", "{tmp}/r"], "no .*txt"),
+        (["pretrain", "--corpus", "{text}", "--lr", "-1", "--out", "{tmp}/r"], "--lr"),
+        (["tokenizer", "--files", "{tmp}/missing.txt", "--out", "{tmp}/t"], "missing.txt"),
+        (["finetune", "--model", "{tmp}", "--task-dir", "{task}", "--out", "{tmp}/f"], "dev.tsv:3"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_cause(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    text = write_documents(tmp_path / "text", files=1)
+    task = write_task(tmp_path / "task")
+    rows = (task / "dev.tsv").read_text().splitlines()
+    rows[2] = "only one column"
+    (task / "dev.tsv").write_text("\n".join(rows) + "\n")
+    names = {"empty": tmp_path / "empty", "text": text, "tmp": tmp_path, "task": task}
+    status, _, err = run_cli(capsys, *(a.format(**names) for a in argv))
+    assert status == 2
+    assert err.startswith("metro-lm: error:")
+    assert "Traceback" not in err
+    assert __import__("re").search(message, err), err
