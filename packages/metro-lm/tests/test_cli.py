@@ -39,7 +39,7 @@ def test_help_lists_every_command(capsys):
         app.main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for command in ("tokenizer", "pretrain", "finetune", "predict", "reproduce"):
+    for command in ("tokenizer", "pretrain", "finetune", "predict", "info", "reproduce"):
         assert command in out
 
 
@@ -151,4 +151,75 @@ def test_bad_input_is_one_line_naming_the_cause(tmp_path, capsys, argv, message)
     assert status == 2
     assert err.startswith("metro-lm: error:")
     assert "Traceback" not in err
+    assert __import__("re").search(message, err), err
+
+
+@pytest.fixture
+def saved_pretraining(tmp_path: Path) -> Path:
+    import torch
+    from conftest import tiny_config
+
+    from metro_lm import MetroForPreTraining
+
+    torch.manual_seed(0)
+    MetroForPreTraining(tiny_config()).save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_info_counts_main_model_and_generator_and_checks_the_tie(saved_pretraining, capsys):
+    status, out, err = run_cli(capsys, "info", "--model", saved_pretraining, "--json")
+    assert status == 0, err
+    found = json.loads(out)
+    # Width 32, vocabulary 200, 64 positions unused (relative), 2 segments: embeddings 200·32 + 2·32 + LN 2·32.
+    assert found["parameters"]["embeddings"] == 200 * 32 + 2 * 32 + 2 * 32
+    layer = (32 * 96 + 96) + (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32
+    relative = 32 * 4
+    assert found["parameters"]["main_encoder"] == 2 * layer + relative
+    head = (32 * 32 + 32) + 2 * 32 + 200
+    assert found["parameters"]["generator"] == layer + relative + head
+    assert found["parameters"]["main_model"] == found["parameters"]["embeddings"] + 2 * layer + relative
+    assert found["parameters"]["total"] == found["loaded_parameters"]
+    assert found["embedding_matrices"] == ["metro.embeddings.word_embeddings.weight"]
+    assert found["tied"] is True
+    status, out, _ = run_cli(capsys, "info", "--model", saved_pretraining)
+    assert "tied embeddings: yes" in out
+    assert "parameters generator:" in out
+
+
+def test_info_sees_an_untied_copy_of_the_embeddings(saved_pretraining, capsys):
+    from safetensors.torch import load_file, save_file
+
+    file = saved_pretraining / "model.safetensors"
+    weights = load_file(file)
+    weights["generator_head.decoder.weight"] = weights["metro.embeddings.word_embeddings.weight"].clone()
+    save_file(weights, file, metadata={"format": "pt"})
+    status, out, err = run_cli(capsys, "info", "--model", saved_pretraining, "--json")
+    assert status == 0, err
+    assert json.loads(out)["tied"] is False
+
+
+@pytest.mark.parametrize("damage", ["truncate", "vocab", "heads", "generator", "missing"])
+def test_info_names_what_is_wrong_with_a_model_folder(saved_pretraining, capsys, damage):
+    config_file = saved_pretraining / "config.json"
+    config = json.loads(config_file.read_text())
+    message = {"truncate": "model.safetensors: not a readable safetensors file",
+               "vocab": "is 200 x 32 but config.json has vocab_size 300",
+               "heads": "hidden_size .32. must be a multiple of num_attention_heads .5.",
+               "generator": "generator_layers must be between 1 and num_hidden_layers",
+               "missing": "no such model folder"}[damage]  # fmt: skip
+    model = saved_pretraining
+    if damage == "truncate":
+        data = (saved_pretraining / "model.safetensors").read_bytes()
+        (saved_pretraining / "model.safetensors").write_bytes(data[: len(data) // 2])
+    elif damage == "missing":
+        model = saved_pretraining / "absent"
+    else:
+        field, value = {"vocab": ("vocab_size", 300), "heads": ("num_attention_heads", 5),
+                        "generator": ("generator_layers", 7)}[damage]  # fmt: skip
+        config[field] = value
+        config_file.write_text(json.dumps(config))
+    status, _, err = run_cli(capsys, "info", "--model", model)
+    assert status == 2, err
+    assert err.startswith("metro-lm: error:"), err
+    assert len(err.strip().splitlines()) == 1, err
     assert __import__("re").search(message, err), err

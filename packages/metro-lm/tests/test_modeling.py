@@ -8,6 +8,7 @@ from conftest import clean_ids, tiny_config
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForMaskedLM,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -15,11 +16,13 @@ from transformers import (
 
 from metro_lm import (
     MetroConfig,
+    MetroForMaskedLM,
     MetroForPreTraining,
     MetroForSequenceClassification,
     MetroForTokenClassification,
     MetroModel,
 )
+from metro_lm.model_files import weight_shapes
 from metro_lm.modeling import ResidualProjection
 from metro_lm.randomness import sequence_keys
 
@@ -186,6 +189,9 @@ def test_bad_config_values_name_the_field() -> None:
         MetroConfig(objective="bert")
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
         MetroConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(ValueError, match=r"generator_layers must be between 1 and num_hidden_layers \(2\)"):
+        MetroConfig(num_hidden_layers=2, generator_layers=3)
+    assert MetroConfig(num_hidden_layers=2, generator_layers=3, objective="mlm").generator_layers == 3
 
 
 def test_save_and_load_through_the_auto_classes_gives_identical_logits(tmp_path, config: MetroConfig) -> None:
@@ -255,3 +261,53 @@ def test_works_inside_the_hugging_face_trainer(tmp_path, config: MetroConfig) ->
     result = Trainer(model=model, args=args, train_dataset=Texts()).train()
     assert math.isfinite(result.training_loss)
     assert not torch.equal(before, model.rtd_head.out.weight)
+
+
+@pytest.mark.parametrize("objective", ["metro", "electra"])
+def test_masked_lm_is_the_generator_of_a_pretraining_checkpoint(tmp_path, objective: str) -> None:
+    torch.manual_seed(2)
+    model = MetroForPreTraining(tiny_config(objective=objective, generator_layers=1)).eval()
+    model.save_pretrained(tmp_path)
+    generator, info = AutoModelForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert isinstance(generator, MetroForMaskedLM)
+    assert not info["missing_keys"]
+    assert not info["unexpected_keys"]
+    ids = clean_ids(pad_last=5)
+    masked_positions = torch.zeros_like(ids, dtype=torch.bool)
+    masked_positions[:, [3, 8, 11]] = True
+    masked = ids.masked_fill(masked_positions, 4)
+    attention = (ids != 0).long()
+    want = model._generator_logits(masked, attention, None, masked_positions)
+    got = generator.eval()(masked).logits
+    assert got.shape == (4, 24, 200)
+    assert torch.allclose(got[masked_positions], want, atol=1e-6)
+    # Saved alone it keeps the shared embeddings and the generator, not the main encoder or its heads.
+    generator.save_pretrained(tmp_path / "generator")
+    shapes = weight_shapes(tmp_path / "generator")
+    assert not [n for n in shapes if n.startswith(("metro.encoder.", "rtd_head.", "lm_head."))]
+    assert [n for n, shape in shapes.items() if shape == (200, 32)] == [
+        "metro.embeddings.word_embeddings.weight"
+    ]
+    again = AutoModelForMaskedLM.from_pretrained(tmp_path / "generator").eval()
+    assert torch.equal(again(masked).logits, got)
+
+
+def test_masked_lm_of_an_mlm_checkpoint_is_the_main_model_and_its_head(tmp_path) -> None:
+    torch.manual_seed(3)
+    model = MetroForPreTraining(tiny_config(objective="mlm")).eval()
+    model.save_pretrained(tmp_path)
+    predictor = MetroForMaskedLM.from_pretrained(tmp_path).eval()
+    ids = clean_ids()
+    hidden = model.metro(ids).last_hidden_state
+    want = model.lm_head(hidden, model.metro.embeddings.word_embeddings.weight)
+    assert torch.allclose(predictor(ids).logits, want, atol=1e-6)
+
+
+def test_masked_lm_loss_averages_over_labelled_positions_only(config: MetroConfig) -> None:
+    predictor = MetroForMaskedLM(config).eval()
+    ids = clean_ids()
+    labels = torch.full_like(ids, -100)
+    labels[:, 5] = ids[:, 5]
+    out = predictor(ids.masked_fill(labels != -100, 4), labels=labels)
+    want = torch.nn.functional.cross_entropy(out.logits[:, 5], ids[:, 5])
+    assert torch.allclose(out.loss, want)

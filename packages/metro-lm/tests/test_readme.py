@@ -42,9 +42,14 @@ def write_sst2(folder: Path) -> None:
 def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    (block,) = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
+    classes, pretraining = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
     with preserved_global_state():
-        exec(compile(block, str(README), "exec"), namespace)  # the README's own code
+        exec(compile(classes, str(README), "exec"), namespace)  # the README's own code
+    assert type(namespace["generator"]).__name__ == "MetroForMaskedLM"
+    assert len(namespace["generator"].generator.layer) == 2  # type: ignore[attr-defined]
+    assert type(namespace["encoder"]).__name__ == "MetroModel"
+    with preserved_global_state():
+        exec(compile(pretraining, str(README), "exec"), namespace)
     assert namespace["hidden"].shape[-1] == 64  # type: ignore[attr-defined]
     assert namespace["tuned"].metrics["accuracy"] >= 0.9  # type: ignore[attr-defined]
     assert read_json(tmp_path / "runs" / "quickstart" / "config.json")["settings"]["steps"] == 30
@@ -52,7 +57,7 @@ def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = bash_lines("CLI", "metro-lm ")
-    assert len(lines) == 5
+    assert len(lines) == 6
     monkeypatch.chdir(tmp_path)
     write_documents(tmp_path / "my_corpus", files=6, sentences=40)  # the user's own text
     write_sst2(tmp_path / "glue" / "SST-2")

@@ -76,11 +76,11 @@ def test_a_tiny_run_lowers_every_loss(tmp_path):
     train, valid = dataset(tmp_path), dataset(tmp_path, 1500, seed=1, name="valid")
     model = fresh_model(rtd_weight=10.0)
     before = {k: v for k, v in _eval(model, valid).items() if k.endswith("loss")}
-    config = TrainConfig(steps=60, batch_size=16, lr=2e-3, warmup_steps=6, log_every=5, eval_sequences=64)
+    config = TrainConfig(steps=30, batch_size=16, lr=2e-3, warmup_steps=3, log_every=5, eval_sequences=64)
     result = pretrain(model, train, config, tmp_path / "run", valid=valid)
     after = result.final_eval
     assert result.diverged_at is None
-    assert result.steps == 60
+    assert result.steps == 30
     assert set(before) == {"mlm_loss", "rtd_loss", "clm_loss"}
     for name, value in before.items():
         assert after[name] < value - 0.05, (name, value, after[name])
@@ -88,9 +88,9 @@ def test_a_tiny_run_lowers_every_loss(tmp_path):
     run = tmp_path / "run"
     assert (run / "model" / "config.json").is_file()
     assert (run / "summary.json").is_file()
-    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 60
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 30
     logged = read_jsonl(run / "metrics.jsonl")
-    assert [r["step"] for r in logged if "loss" in r] == list(range(5, 61, 5))
+    assert [r["step"] for r in logged if "loss" in r] == list(range(5, 31, 5))
     assert all(r["tokens_per_second"] > 0 for r in logged if "loss" in r)
 
 

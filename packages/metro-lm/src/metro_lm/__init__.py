@@ -13,6 +13,7 @@ from metro_lm.data import PackedDataset, build_corpus, corpus_files, read_docume
 from metro_lm.evaluation import pretraining_metrics
 from metro_lm.finetune import TASKS, FinetuneConfig, FinetuneResult, TaskData, finetune, predict, read_task
 from metro_lm.modeling import (
+    MetroForMaskedLM,
     MetroForPreTraining,
     MetroForPreTrainingOutput,
     MetroForSequenceClassification,
@@ -37,6 +38,7 @@ __all__ = [
     "FinetuneConfig",
     "FinetuneResult",
     "MetroConfig",
+    "MetroForMaskedLM",
     "MetroForPreTraining",
     "MetroForPreTrainingOutput",
     "MetroForSequenceClassification",

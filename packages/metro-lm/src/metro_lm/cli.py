@@ -102,6 +102,14 @@ class PredictArgs:
 
 
 @dataclass
+class InfoArgs:
+    model: Path = option(
+        help="a saved METRO model folder (pretraining, masked-LM or fine-tuned)", metavar="DIR"
+    )
+    json: bool = option(False, help="print the description as one JSON object")
+
+
+@dataclass
 class ReproduceArgs:
     out: Path = option(
         Path("reports/metro-lm"),
@@ -195,6 +203,16 @@ def predict(args: PredictArgs) -> None:
         print(lines, end="")
     else:
         write_text(args.output, lines)
+
+
+@app.command(
+    "info", InfoArgs, help="describe a saved model: config, parameters of main model and generator, tie"
+)
+def info(args: InfoArgs) -> None:
+    from metro_lm.model_files import inventory
+
+    found = inventory(args.model)
+    print(found.to_json() if args.json else "\n".join(found.lines()))
 
 
 @app.command("reproduce", ReproduceArgs, help="measure the paper's claims; write results.json/.md and figures",

@@ -155,8 +155,11 @@ class MetroConfig(PretrainedConfig):
                 f"MetroConfig.hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
                 f"({self.num_attention_heads})"
             )
-        if self.objective != "mlm" and self.generator_layers < 1:
-            raise ValueError(f"MetroConfig.generator_layers must be at least 1, got {self.generator_layers}")
+        if self.objective != "mlm" and not 1 <= self.generator_layers <= self.num_hidden_layers:
+            raise ValueError(
+                f"MetroConfig.generator_layers must be between 1 and num_hidden_layers ({self.num_hidden_layers}): "
+                f"the generator is the shallower auxiliary model; got {self.generator_layers}"
+            )
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"MetroConfig.mask_prob must lie in (0, 1), got {self.mask_prob}")
         if not 0.0 < self.scl_crop <= 1.0:

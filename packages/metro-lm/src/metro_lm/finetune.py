@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from metro_lm.model_files import check_weights, model_folder
 from metro_lm.modeling import MetroForSequenceClassification, MetroModel, MetroPreTrainedModel
 from metro_lm.tokenizer import load_tokenizer
 from metro_lm.train import TrainConfig, learning_rate_factor, make_optimizer
-from papers_common import InputError, progress, read_json, write_json
+from papers_common import InputError, progress, write_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -479,23 +480,6 @@ def encode(
     )  # fmt: skip
 
 
-def _model_folder(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """A saved METRO model's folder and its ``config.json``."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such model folder")
-    if not (folder / "config.json").is_file():
-        held = sorted(p.name for p in folder.iterdir())
-        raise InputError(
-            f"{folder}: not a saved model (no config.json); it holds {', '.join(held) or 'nothing'}"
-        )
-    config = read_json(folder / "config.json", "model config")
-    if config.get("model_type") != "metro":
-        raise InputError(f"{folder}: model_type is {config.get('model_type')!r}, expected 'metro' (a model saved "
-                         "by metro-lm pretraining or fine-tuning)")  # fmt: skip
-    return folder, config
-
-
 def _check_tokenizer(
     tokenizer: PreTrainedTokenizerBase, model: MetroPreTrainedModel, max_length: int
 ) -> None:
@@ -534,7 +518,8 @@ def _classifier(
         return classifier, tokenizer, f"in-memory {type(model).__name__}"
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a folder or a MetroPreTrainedModel, not {type(model).__name__}")
-    folder, _ = _model_folder(model)
+    folder, saved = model_folder(model)
+    check_weights(folder, saved)
     classifier, info = MetroForSequenceClassification.from_pretrained(
         str(folder), **labels, ignore_mismatched_sizes=True, output_loading_info=True, local_files_only=True
     )
@@ -730,10 +715,11 @@ def predict(
             raise InputError("an in-memory model needs its tokenizer; only a model folder supplies its own")
         classifier = model
     elif isinstance(model, (str, os.PathLike)):
-        folder, saved = _model_folder(model)
+        folder, saved = model_folder(model)
         if "MetroForSequenceClassification" not in saved.get("architectures", []):
             raise InputError(f"{folder}: not a fine-tuned model (its architectures are "
                              f"{saved.get('architectures')}); fine-tune it first")  # fmt: skip
+        check_weights(folder, saved)
         classifier = MetroForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(folder)
     else:

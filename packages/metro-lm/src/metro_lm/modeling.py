@@ -4,7 +4,8 @@
 scaled initialisation by default). ``MetroForPreTraining`` adds the shallow auxiliary generator, which shares the
 main model's embedding module, and the heads and losses of :mod:`metro_lm.objectives`. The fine-tuning heads load
 the main model out of a pretraining checkpoint (its weights sit under the ``metro.`` prefix); the generator is
-dropped.
+dropped. ``MetroForMaskedLM`` loads the generator alone (or, for an ``"mlm"`` checkpoint, the main model with its
+LM head) to fill in masked tokens.
 
 Shapes: B batch, L sequence length, H hidden size, V vocabulary, n the number of masked positions in the batch.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,7 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForMaskedLM,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -27,7 +30,12 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput, TokenClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 from transformers.utils import ModelOutput
 
 from metro_lm.configuration import MetroConfig
@@ -248,6 +256,10 @@ class MetroPreTrainedModel(PreTrainedModel):
     config_class = MetroConfig
     base_model_prefix = "metro"
     main_input_name = "input_ids"
+    # A pretraining checkpoint's generator and pretraining heads are dropped on purpose by the other classes.
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
+        r"^generator\.", r"^generator_head\.", r"^rtd_head\.", r"^lm_head\."
+    ]  # fmt: skip
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -543,10 +555,81 @@ class MetroForTokenClassification(MetroPreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
 
+class MetroForMaskedLM(MetroPreTrainedModel):
+    """The masked-token predictor of a METRO checkpoint, loadable on its own.
+
+    For ``objective`` ``"metro"`` and ``"electra"`` this is the auxiliary generator: the shared embeddings
+    (``metro.embeddings``), the ``generator_layers``-deep stack (``generator``) and its LM head
+    (``generator_head``), exactly the modules and weight names of :class:`MetroForPreTraining`, whose main encoder
+    and discriminator heads are skipped on loading. For ``"mlm"`` it is the main model with its LM head
+    (``metro``, ``lm_head``). The LM heads decode against the token embedding matrix, so it is stored once.
+    """
+
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
+        r"^metro\.encoder\.",
+        r"^rtd_head\.",
+        r"^lm_head\.",
+    ]
+
+    def __init__(self, config: MetroConfig) -> None:
+        super().__init__(config)
+        self.uses_generator = config.objective != "mlm"
+        if self.uses_generator:
+            # Only the embeddings of the main model, under the same ``metro.embeddings.`` names.
+            self.metro = nn.ModuleDict({"embeddings": MetroEmbeddings(config)})
+            self.generator = MetroEncoder(
+                config,
+                num_layers=config.generator_layers,
+                hidden_dropout=config.generator_dropout,
+                attention_dropout=config.generator_dropout,
+            )
+            self.generator_head = MetroLMHead(config)
+        else:
+            self.metro = MetroModel(config)
+            self.lm_head = MetroLMHead(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return (
+            self.metro["embeddings"].word_embeddings
+            if self.uses_generator
+            else self.metro.get_input_embeddings()
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedLMOutput | tuple[torch.Tensor, ...]:
+        """``(B, L)`` ids holding [MASK] tokens → ``(B, L, V)`` logits over the vocabulary at every position.
+
+        ``labels`` ``(B, L)``: the original ids where a loss is wanted, −100 elsewhere; the loss is the mean
+        cross-entropy over the labelled positions.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        embedding = self.get_input_embeddings()
+        if self.uses_generator:
+            hidden, _ = self.generator(self.metro["embeddings"](input_ids, token_type_ids), attention_mask)
+            logits = self.generator_head(hidden, embedding.weight)
+        else:
+            hidden = self.metro(input_ids, attention_mask, token_type_ids).last_hidden_state
+            logits = self.lm_head(hidden, embedding.weight)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten().long(), ignore_index=-100)
+        output = MaskedLMOutput(loss=loss, logits=logits)
+        return output if return_dict is not False else output.to_tuple()
+
+
 def register_auto_classes() -> None:
     """Make ``AutoConfig`` / ``AutoModel*`` resolve ``model_type="metro"`` to these classes (idempotent)."""
     AutoConfig.register("metro", MetroConfig, exist_ok=True)
     AutoModel.register(MetroConfig, MetroModel, exist_ok=True)
     AutoModelForPreTraining.register(MetroConfig, MetroForPreTraining, exist_ok=True)
+    AutoModelForMaskedLM.register(MetroConfig, MetroForMaskedLM, exist_ok=True)
     AutoModelForSequenceClassification.register(MetroConfig, MetroForSequenceClassification, exist_ok=True)
     AutoModelForTokenClassification.register(MetroConfig, MetroForTokenClassification, exist_ok=True)
