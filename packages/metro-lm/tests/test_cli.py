@@ -84,7 +84,7 @@ def test_tokenizer_pretrain_finetune_predict(tmp_path, capsys, monkeypatch):
     assert json.loads(out)["vocab_size"] == len(load_tokenizer("tok")) <= 300
 
     status, out, err = run_cli(capsys, "pretrain", "--corpus", text, "--tokenizer", "tok", "--size", "tiny",
-                               "--steps", "4", "--batch-size", "4", "--seq-len", "32", "--out", "run",
+                               "--max-steps", "4", "--batch-size", "4", "--seq-len", "32", "--out", "run",
                                "--device", "cpu")  # fmt: skip
     assert status == 0, err
     summary = json.loads(out)
@@ -118,7 +118,7 @@ def test_tokenizer_pretrain_finetune_predict(tmp_path, capsys, monkeypatch):
 def test_electra_and_mlm_default_to_absolute_positions_and_plain_init(tmp_path, capsys):
     text = write_documents(tmp_path / "text", files=3)
     status, _, err = run_cli(capsys, "pretrain", "--corpus", text, "--objective", "mlm", "--size", "tiny",
-                             "--steps", "2", "--batch-size", "2", "--seq-len", "16", "--vocab-size", "300",
+                             "--max-steps", "2", "--batch-size", "2", "--seq-len", "16", "--vocab-size", "300",
                              "--out", tmp_path / "run")  # fmt: skip
     assert status == 0, err
     saved = read_json(tmp_path / "run" / "model" / "config.json")
@@ -223,3 +223,29 @@ def test_info_names_what_is_wrong_with_a_model_folder(saved_pretraining, capsys,
     assert err.startswith("metro-lm: error:"), err
     assert len(err.strip().splitlines()) == 1, err
     assert __import__("re").search(message, err), err
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small", "base"])
+def test_shipped_configs_are_pretrain_options(tmp_path, capsys, preset):
+    status, _, err = run_cli(capsys, "config", "--preset", preset, "--out", tmp_path / f"{preset}.toml")
+    assert status == 0, err
+    _, args = app.resolve(["pretrain", "--config", str(tmp_path / f"{preset}.toml"), "--corpus", "text"])
+    assert (args.objective, args.size) == ("metro", preset)
+    assert args.max_steps == {"tiny": 300, "small": 1_000_000, "base": 125_000}[preset]
+    assert args.seq_len == (512 if preset == "base" else 128)
+    if preset == "base":
+        assert args.batch_size % args.grad_accumulation == 0
+        assert args.batch_size // args.grad_accumulation == 128  # one GPU: 16 micro-batches of 128 sequences
+
+
+def test_the_tiny_config_trains_with_flags_winning(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_documents(tmp_path / "text", files=4)
+    assert run_cli(capsys, "config", "--preset", "tiny", "--out", "tiny.toml")[0] == 0
+    status, out, err = run_cli(capsys, "pretrain", "--config", "tiny.toml", "--corpus", "text", "--max-steps", "3",
+                               "--vocab-size", "300", "--out", "run")  # fmt: skip
+    assert status == 0, err
+    resolved = read_json(tmp_path / "run" / "config.json")
+    assert resolved["settings"]["steps"] == 3
+    assert (resolved["settings"]["size"], resolved["settings"]["batch_size"]) == ("tiny", 32)
+    assert json.loads(out.strip().splitlines()[-1])["steps"] == 3

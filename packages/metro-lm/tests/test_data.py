@@ -170,6 +170,31 @@ def test_token_dtype_fits_the_vocabulary():
 # building a corpus
 
 
+@pytest.mark.parametrize("piece_chars", [1, 5, 40])
+def test_a_long_file_streams_in_pieces_that_join_to_the_stripped_text(tmp_path, monkeypatch, piece_chars):
+    rng = random.Random(piece_chars)
+    text = "".join(rng.choice(["\n", "  \n", "word one\n", " lead\n", "tail  \n"]) for _ in range(80))
+    path = write(tmp_path / "long.txt", "\n \n" + text + "last line  \n\n  \n")
+    monkeypatch.setattr(data, "PIECE_CHARS", piece_chars)
+    pieces = list(read_documents([path]))
+    assert {d.name for d in pieces} == {"long.txt"}
+    assert len(pieces) > 1
+    assert all(len(d.text) < piece_chars + 12 for d in pieces[:-1])  # cut at the first line end past the size
+    assert "".join(d.text for d in pieces) == path.read_text().strip()
+
+
+def test_pieces_of_a_document_are_stored_as_one_document(tmp_path, monkeypatch, corpus, tokenizer):
+    whole = build_corpus(corpus, tokenizer, tmp_path / "whole", valid_fraction=0.3)
+    monkeypatch.setattr(data, "PIECE_CHARS", 200)
+    pieces = build_corpus(corpus, tokenizer, tmp_path / "pieces", valid_fraction=0.3)
+    assert pieces.documents == whole.documents == {"train": 3, "valid": 1}
+    for split in ("train", "valid"):
+        a = np.fromfile(tmp_path / "whole" / f"{split}.bin", dtype="<u2")
+        b = np.fromfile(tmp_path / "pieces" / f"{split}.bin", dtype="<u2")
+        assert (b == SEP).sum() == (a == SEP).sum() == pieces.documents[split] - 1
+        assert b.tolist() == a.tolist()  # cuts fall at line ends, where the byte-level BPE splits anyway
+
+
 def test_build_corpus_writes_the_tokenizers_ids_joined_by_sep(tmp_path, corpus, tokenizer):
     special = write(tmp_path / "special.txt", "A literal [MASK] and [SEP] stay text.\n")
     files = [*corpus, special]

@@ -57,7 +57,7 @@ def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = bash_lines("CLI", "metro-lm ")
-    assert len(lines) == 6
+    assert len(lines) == 7
     monkeypatch.chdir(tmp_path)
     write_documents(tmp_path / "my_corpus", files=6, sentences=40)  # the user's own text
     write_sst2(tmp_path / "glue" / "SST-2")

@@ -52,7 +52,7 @@ class PretrainArgs:
     size: Literal["auto", "tiny", "small", "base"] = option("auto", help="model preset (auto: by the corpus's training tokens)")  # fmt: skip
     seq_len: int = option(0, help="tokens per packed sequence (0: 128, shorter for a tiny corpus)")
     batch_size: int = option(0, help="sequences per optimizer step over all processes (0: fitted)")
-    steps: int = option(0, help="optimizer steps (0: 10 passes over the corpus, 20 to 125,000)")
+    max_steps: int = option(0, help="optimizer steps (0: 10 passes over the corpus, 20 to 125,000)")
     warmup_steps: int = option(-1, help="linear warm-up steps (-1: 6%% of the steps)")
     lr: float = option(0.0, help="peak learning rate (0: 5e-4, 4e-4 for base)")
     grad_accumulation: int = option(1, help="micro-batches per process and step")
@@ -72,6 +72,11 @@ class PretrainArgs:
     log_every: int = option(10, help="steps between metrics.jsonl records")
     eval_every: int = option(0, help="steps between held-out evaluations (0: at the end)")
     save_every: int = option(500, help="steps between checkpoints (0: at the end)")
+    threads: int | None = option(
+        None,
+        help="torch CPU threads (default: one per available core); a fixed count makes the same seed give the "
+        "same numbers whatever the number of cores",
+    )
 
 
 @dataclass
@@ -88,6 +93,11 @@ class FinetuneArgs:
     batch_size: int = option(32, help="examples per step")
     lr: float = option(1e-4, help="peak learning rate")
     max_length: int = option(128, help="tokens per example (longer ones are truncated)")
+    threads: int | None = option(
+        None,
+        help="torch CPU threads (default: one per available core); a fixed count makes the same seed give the "
+        "same numbers whatever the number of cores",
+    )
 
 
 @dataclass
@@ -99,6 +109,12 @@ class PredictArgs:
     output: Path | None = option(
         None, help="write the predictions here, one per line (default: print them)", output="file"
     )
+
+
+@dataclass
+class ConfigArgs:
+    preset: Literal["tiny", "small", "base"] = option("tiny", help="tiny (a laptop), small (ELECTRA-Small's size and schedule) or base (METRO base, torchrun on GPUs)")  # fmt: skip
+    out: Path | None = option(None, help="write the TOML file here (default: print it)", output="file")
 
 
 @dataclass
@@ -157,7 +173,7 @@ def pretrain(args: PretrainArgs) -> None:
     elif args.objective != "metro":
         model["scaled_init"] = False
     settings = Settings(objective=args.objective, size=args.size, seq_len=args.seq_len or None,
-                        batch_size=args.batch_size or None, steps=args.steps or None,
+                        batch_size=args.batch_size or None, steps=args.max_steps or None,
                         warmup_steps=None if args.warmup_steps < 0 else args.warmup_steps, lr=args.lr or None,
                         model=model)  # fmt: skip
     train = TrainConfig(grad_accumulation=args.grad_accumulation, clip_norm=args.clip_norm,
@@ -203,6 +219,22 @@ def predict(args: PredictArgs) -> None:
         print(lines, end="")
     else:
         write_text(args.output, lines)
+
+
+@app.command(
+    "config", ConfigArgs, help="write a shipped pretraining config (tiny, small, base) to use with --config"
+)
+def config(args: ConfigArgs) -> None:
+    from importlib.resources import files
+
+    from papers_common import write_text
+
+    text = (files("metro_lm") / "presets" / f"{args.preset}.toml").read_text(encoding="utf-8")
+    if args.out is None:
+        print(text, end="")
+    else:
+        write_text(args.out, text)
+        print(json.dumps({"preset": args.preset, "out": str(args.out)}))
 
 
 @app.command(

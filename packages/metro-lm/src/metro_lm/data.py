@@ -25,7 +25,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +44,8 @@ CORPUS_JSON = "corpus.json"
 LOGGER = logging.getLogger(__name__)
 GUTENBERG_START = "*** START OF"
 GUTENBERG_END = "*** END OF"
+PIECE_CHARS = 1_000_000
+"""In ``mode="file"``, a document is streamed in pieces of about this many characters, cut at line ends."""
 
 
 class CorpusWarning(UserWarning):
@@ -141,6 +143,10 @@ def read_documents(
     """Stream the documents of ``files``, one file at a time: a whole file (``mode="file"``) or each non-empty
     line (``mode="line"``), stripped of surrounding white space.
 
+    No file is read into memory whole: in ``mode="file"`` a document longer than :data:`PIECE_CHARS` characters
+    arrives as several consecutive :class:`Document` pieces with the same name, cut at line ends (join them for
+    the whole text); :func:`build_corpus` writes them as one document.
+
     A file that is empty (or white space only, after Gutenberg stripping) or is not UTF-8 is skipped with a
     :class:`CorpusWarning` naming it (and the byte offset of the first bad byte), or raises an
     :class:`InputError` when ``strict``; ``on_skip(name, reason)`` is told of each skipped file. With
@@ -183,11 +189,43 @@ def _stream_documents(
             continue
         body = itertools.islice(_lines(path), start, stop)
         if mode == "file":
-            yield Document(name, "".join(body).strip())
+            yield from (Document(name, piece) for piece in _pieces(body))
         else:
             for number, line in enumerate(body, start + 1):
                 if line.strip():
                     yield Document(f"{name}:{number}", line.strip())
+
+
+def _pieces(lines: Iterator[str]) -> Iterator[str]:
+    """The text of ``lines`` stripped of leading and trailing white space, in consecutive pieces of about
+    :data:`PIECE_CHARS` characters cut at line ends (their concatenation is the whole text, stripped)."""
+
+    def chunks() -> Iterator[str]:
+        buffer: list[str] = []
+        size = 0
+        for line in lines:
+            buffer.append(line)
+            size += len(line)
+            if size >= PIECE_CHARS:
+                yield "".join(buffer)
+                buffer, size = [], 0
+        yield "".join(buffer)
+
+    # The last piece with text and any blank ones after it: the end of the text is stripped from them.
+    held: list[str] = []
+    for chunk in chunks():
+        if not held:
+            chunk = chunk.lstrip()
+            if not chunk:
+                continue
+        if chunk.strip():
+            yield from held
+            held = [chunk]
+        else:
+            held.append(chunk)
+    last = "".join(held).rstrip()
+    if last:
+        yield last
 
 
 def _document_hash(name: str, seed: int) -> float:
@@ -321,11 +359,21 @@ class _SplitWriter:
         self.documents = dict.fromkeys(SPLITS, 0)
         self.valid_names: list[str] = []
         self.extreme: dict[Split, _Extreme | None] = dict.fromkeys(SPLITS)
+        self.last_name: str | None = None
 
     def add(self, name: str, ids: list[int]) -> None:
+        """Append a document's ids, or continue the previous document when ``name`` is the one just added."""
         key = _document_hash(name, self.seed)
         split: Split = "valid" if key < self.valid_fraction else "train"
         handle = self.handles[split]
+        if name == self.last_name:
+            np.asarray(ids, dtype=self.dtype).tofile(handle)
+            self.tokens[split] += len(ids)
+            best = self.extreme[split]
+            if best is not None and best.name == name:
+                self.extreme[split] = replace(best, stop=self.tokens[split])
+            return
+        self.last_name = name
         if self.documents[split]:
             self.sep.tofile(handle)
             self.tokens[split] += 1
@@ -428,7 +476,7 @@ def build_corpus(
             for doc, encoding in zip(batch, encodings, strict=True):
                 if encoding.ids:
                     writer.add(doc.name, encoding.ids)
-                else:
+                elif doc.name != writer.last_name:  # a later piece of a document may be white space alone
                     on_skip(doc.name, "no tokens")
             bar.update(len(batch))
 
