@@ -2,30 +2,17 @@ from __future__ import annotations
 
 import torch
 
-from metro_lm.positions import RelativePositionBias, relative_position_bucket
+from metro_lm.positions import RelativePositionBias
 
 
-def test_bucket_values_at_known_distances() -> None:
+def test_bias_at_known_distances_reads_the_t5_bucket() -> None:
     # 32 bidirectional buckets, max distance 128: 16 per direction, exact below 8, log-spaced up to 128.
-    offsets = torch.tensor([0, 1, 7, 8, 16, 32, 64, 127, 128, 1000, -1, -7, -8, -1000])
-    expected = torch.tensor([0, 17, 23, 24, 26, 28, 30, 31, 31, 31, 1, 7, 8, 15])
-    assert torch.equal(relative_position_bucket(offsets, num_buckets=32, max_distance=128), expected)
-
-
-def test_buckets_are_monotone_in_distance_and_bounded() -> None:
-    distance = torch.arange(0, 500)
-    after = relative_position_bucket(distance)
-    before = relative_position_bucket(-distance)
-    assert torch.all(after[1:] >= after[:-1])
-    assert torch.all(before[1:] >= before[:-1])
-    assert after.max() == 31
-    assert before.max() == 15
-    assert after[1:].min() == 17
-
-
-def test_unidirectional_buckets_ignore_future_keys() -> None:
-    buckets = relative_position_bucket(torch.tensor([5, 0, -3]), bidirectional=False)
-    assert buckets.tolist() == [0, 0, 3]
+    bias = RelativePositionBias(2, num_buckets=32, max_distance=128)
+    out = bias(300)[0, :, 150]  # (heads, keys) for the query at position 150
+    table = {0: 0, 1: 17, 7: 23, 8: 24, 16: 26, 32: 28, 64: 30, 127: 31, 128: 31, 149: 31, -1: 1, -7: 7, -8: 8,
+             -150: 15}  # fmt: skip
+    for offset, bucket in table.items():
+        assert torch.equal(out[:, 150 + offset], bias.relative_attention_bias.weight[bucket]), offset
 
 
 def test_bias_is_toeplitz_with_heads_first() -> None:

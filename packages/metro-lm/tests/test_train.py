@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,63 @@ def test_two_torchrun_processes_match_one_process_with_accumulation(tmp_path):
         for name in ("loss", "mlm_loss", "rtd_loss", "clm_loss"):
             assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-6), name
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+
+
+KILLABLE = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)
+import metro_lm.train as train_module
+from test_train import dataset, fresh_model, RESUME_CONFIG
+from pathlib import Path
+
+if sys.argv[3] == "slow":  # a pause after each checkpoint, so that the kill lands part-way through the run
+    real_save = train_module._save
+    def slow_save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        time.sleep(0.4)
+    train_module._save = slow_save
+tmp = Path(sys.argv[2])
+train_module.pretrain(fresh_model(hidden_dropout_prob=0.1), dataset(tmp), RESUME_CONFIG, tmp / "killed")
+"""
+RESUME_CONFIG = TrainConfig(steps=40, batch_size=8, lr=1e-3, warmup_steps=2, log_every=1, save_every=5)
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    from papers_common import latest_checkpoint
+
+    script = tmp_path / "killable.py"
+    script.write_text(KILLABLE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, str(script), str(Path(__file__).parent), str(tmp_path)]
+    process = subprocess.Popen([*command, "slow"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        found = latest_checkpoint(tmp_path / "killed" / "checkpoints")
+        if found is not None and int(re.sub(r"\D", "", found.name)) >= 15:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]  # still running: kill it mid-run
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (tmp_path / "killed" / "model").exists()
+    done = subprocess.run([*command, "fast"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    reference = pretrain(
+        fresh_model(hidden_dropout_prob=0.1), dataset(tmp_path), RESUME_CONFIG, tmp_path / "whole"
+    )
+    assert reference.steps == 40
+    curve = [(r["step"], r["loss"]) for r in read_jsonl(tmp_path / "killed" / "metrics.jsonl") if "loss" in r]
+    want = [(r["step"], r["loss"]) for r in read_jsonl(tmp_path / "whole" / "metrics.jsonl") if "loss" in r]
+    assert curve == want
+    a = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)

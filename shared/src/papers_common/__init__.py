@@ -56,6 +56,7 @@ _EXPORTS = {
         "load_results",
         "load_bench",
     ],
+    "positions": ["t5_relative_bucket"],
     "rundir": ["RunDir", "read_json", "read_jsonl", "resume_run", "to_jsonable"],
     "seeding": ["seed_everything", "pick_device", "pin_threads", "preserved_global_state"],
     "summary": ["write_report"],

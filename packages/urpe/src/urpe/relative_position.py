@@ -10,13 +10,13 @@ entries, the setting of the paper's synthetic experiments) or the T5 log-bucket 
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 from torch import nn
 
 from papers_common import InputError
+from papers_common import t5_relative_bucket as t5_bucket
 from urpe.errors import SequenceTooLongError
 
 Mode = Literal["unique", "bucket"]
@@ -28,34 +28,6 @@ def relative_offsets(
     """Offsets ``j - i`` for query rows ``start:stop`` (default all ``q_len``): a ``(rows, k_len)`` long tensor."""
     rows = torch.arange(start, q_len if stop is None else stop, device=device)
     return torch.arange(k_len, device=device)[None, :] - rows[:, None]
-
-
-def t5_bucket(
-    offsets: torch.Tensor, *, num_buckets: int, max_distance: int, bidirectional: bool
-) -> torch.Tensor:
-    """T5's relative-position buckets (Raffel et al., 2020) for offsets ``j - i``.
-
-    Half of the buckets (per direction when ``bidirectional``) hold exact small distances; the rest cover distances
-    up to ``max_distance`` on a log scale, and farther offsets share the last bucket. Unidirectional (causal)
-    bucketing maps every future offset (``j > i``) to bucket 0.
-
-    Returns:
-        Long tensor of the same shape with values in ``[0, num_buckets)``.
-    """
-    buckets = torch.zeros_like(offsets)
-    n = num_buckets
-    if bidirectional:
-        n //= 2
-        buckets = buckets + (offsets > 0).long() * n
-        distance = offsets.abs()
-    else:
-        distance = (-offsets).clamp(min=0)
-    max_exact = n // 2
-    is_small = distance < max_exact
-    # log-spaced buckets for max_exact <= distance < max_distance; clamp keeps log() finite where it is unused
-    scaled = torch.log(distance.clamp(min=1).float() / max_exact) / math.log(max_distance / max_exact)
-    large = (max_exact + (scaled * (n - max_exact)).long()).clamp(max=n - 1)
-    return buckets + torch.where(is_small, distance, large)
 
 
 class RelativePositionTable(nn.Module):
