@@ -28,6 +28,12 @@ from metro_lm.masking import corrupt_for_mlm, maskable_positions, select_masked_
 from papers_common import Anchor, Bench, Measurement, machine_info, write_bench
 
 SPECIAL = [0, 1, 2, 3, 4]
+SIZES = {
+    "main 4 x 128 (4 heads, FFN 512), generator 2 layers": {"hidden": 128, "layers": 4, "heads": 4, "ffn": 512,
+                                                             "generator_layers": 2},
+    "main 12 x 256 (4 heads, FFN 1024), generator 4 layers": {"hidden": 256, "layers": 12, "heads": 4,
+                                                              "ffn": 1024, "generator_layers": 4},
+}  # fmt: skip
 Step = Callable[[torch.Tensor], None]
 
 
@@ -38,7 +44,8 @@ def _batch(batch: int, length: int, vocab: int, seed: int) -> torch.Tensor:
     return ids
 
 
-def _ours(size: dict[str, int], vocab: int, recipe: str) -> Step:
+def ours_model(size: dict[str, int], vocab: int, recipe: str) -> MetroForPreTraining:
+    """``MetroForPreTraining`` with the ELECTRA objective (absolute positions, plain init) or METRO's recipe."""
     settings = {"objective": "electra", "position_embedding": "absolute", "scaled_init": False}
     if recipe == "metro":
         settings = {"objective": "metro", "position_embedding": "relative", "scaled_init": True}
@@ -46,7 +53,11 @@ def _ours(size: dict[str, int], vocab: int, recipe: str) -> Step:
                          num_attention_heads=size["heads"], intermediate_size=size["ffn"],
                          generator_layers=size["generator_layers"], generator_dropout=0.0,
                          max_position_embeddings=512, **settings)  # fmt: skip
-    model = MetroForPreTraining(config).train()
+    return MetroForPreTraining(config).train()
+
+
+def _ours(size: dict[str, int], vocab: int, recipe: str) -> Step:
+    model = ours_model(size, vocab, recipe)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step(ids: torch.Tensor) -> None:
@@ -57,7 +68,7 @@ def _ours(size: dict[str, int], vocab: int, recipe: str) -> Step:
     return step
 
 
-def _hugging_face(size: dict[str, int], vocab: int) -> Step:
+def hugging_face_pair(size: dict[str, int], vocab: int) -> tuple[ElectraForMaskedLM, ElectraForPreTraining]:
     """The standard hand-wired ELECTRA pair (as in the ELECTRA paper: embeddings shared, generator tied)."""
 
     def config(layers: int, dropout: float) -> ElectraConfig:
@@ -70,6 +81,11 @@ def _hugging_face(size: dict[str, int], vocab: int) -> Step:
     discriminator = ElectraForPreTraining(config(size["layers"], 0.1)).train()
     generator.electra.embeddings = discriminator.electra.embeddings
     generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+    return generator, discriminator
+
+
+def _hugging_face(size: dict[str, int], vocab: int) -> Step:
+    generator, discriminator = hugging_face_pair(size, vocab)
     parameters = {id(p): p for p in [*generator.parameters(), *discriminator.parameters()]}
     optimizer = torch.optim.AdamW(parameters.values(), lr=1e-4)
 
@@ -130,15 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     rounds, minimum = (3, 1.0) if args.quick else (args.rounds, 5.0)
     anchor = Anchor("transformers ElectraForMaskedLM + ElectraForPreTraining", version("transformers"))
-    sizes = {
-        "main 4 x 128 (4 heads, FFN 512), generator 2 layers": {"hidden": 128, "layers": 4, "heads": 4, "ffn": 512,
-                                                                 "generator_layers": 2},
-        "main 12 x 256 (4 heads, FFN 1024), generator 4 layers": {"hidden": 256, "layers": 12, "heads": 4,
-                                                                  "ffn": 1024, "generator_layers": 4},
-    }  # fmt: skip
     ids = _batch(args.batch, args.length, args.vocab, 0)
     rows: list[Measurement] = []
-    for label, size in sizes.items():
+    for label, size in SIZES.items():
         steps = {"electra": _ours(size, args.vocab, "electra"), "metro": _ours(size, args.vocab, "metro"),
                  "hf": _hugging_face(size, args.vocab)}  # fmt: skip
         speed = _tokens_per_second(steps, ids, rounds, minimum)

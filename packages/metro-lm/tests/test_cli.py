@@ -240,7 +240,7 @@ def test_shipped_configs_are_pretrain_options(tmp_path, capsys, preset):
 
 def test_the_tiny_config_trains_with_flags_winning(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_documents(tmp_path / "text", files=4)
+    write_documents(tmp_path / "text", files=4, sentences=150)
     assert run_cli(capsys, "config", "--preset", "tiny", "--out", "tiny.toml")[0] == 0
     status, out, err = run_cli(capsys, "pretrain", "--config", "tiny.toml", "--corpus", "text", "--max-steps", "3",
                                "--vocab-size", "300", "--out", "run")  # fmt: skip
@@ -249,3 +249,9 @@ def test_the_tiny_config_trains_with_flags_winning(tmp_path, capsys, monkeypatch
     assert resolved["settings"]["steps"] == 3
     assert (resolved["settings"]["size"], resolved["settings"]["batch_size"]) == ("tiny", 32)
     assert json.loads(out.strip().splitlines()[-1])["steps"] == 3
+
+
+def test_a_batch_larger_than_the_corpus_is_refused():
+    with pytest.raises(InputError, match="batch_size 64 is more than the 10 training sequences of 12 tokens"):
+        fit_settings(Settings(batch_size=64, seq_len=12), train_tokens=100)
+    assert fit_settings(Settings(batch_size=10, seq_len=12), train_tokens=100)["batch_size"] == 10

@@ -22,6 +22,7 @@ from metro_lm.finetune import (
     metrics,
     predict,
     read_task,
+    read_test,
 )
 from metro_lm.pipeline import model_config
 from metro_lm.tokenizer import load_tokenizer, train_tokenizer
@@ -128,6 +129,29 @@ def test_pearson_and_spearman_with_ties():
     assert rho == pytest.approx(4.5 / np.sqrt(4.5 * 5))
     with pytest.raises(InputError, match="unknown metric"):
         metrics(("bleu",), x, y)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_equal_scikit_learn_and_scipy_on_random_inputs(seed):
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(seed)
+    classes = 2 + seed % 3
+    labels, predictions = rng.integers(0, classes, 200), rng.integers(0, classes, 200)
+    found = metrics(("accuracy", "matthews"), predictions, labels)
+    assert found["accuracy"] == pytest.approx(accuracy_score(labels, predictions))
+    assert found["matthews"] == pytest.approx(matthews_corrcoef(labels, predictions))
+    binary = labels % 2, predictions % 2
+    assert metrics(("f1",), binary[1], binary[0])["f1"] == pytest.approx(f1_score(binary[0], binary[1]))
+    x = rng.normal(size=150)
+    y = x + rng.normal(size=150)
+    y_tied, x_tied = np.round(y), np.round(x * 2) / 2  # many ties, as in STS-B's 0-5 scores
+    found = metrics(("pearson", "spearman"), x, y)
+    assert found["pearson"] == pytest.approx(pearsonr(x, y)[0])
+    assert found["spearman"] == pytest.approx(spearmanr(x, y)[0])
+    tied = metrics(("spearman",), x_tied, y_tied)["spearman"]
+    assert tied == pytest.approx(spearmanr(x_tied, y_tied)[0])
 
 
 # --- reading tasks -------------------------------------------------------------------------------------------
@@ -349,7 +373,9 @@ def test_finetune_learns_a_word_detector_and_predict_agrees(pretrained, tmp_path
     assert result.metrics["accuracy"] >= 0.9, result.history
     assert [r["epoch"] for r in result.history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    assert result.history[-1]["dev_accuracy"] == result.metrics["accuracy"]
+    best = max(r["dev_accuracy"] for r in result.history)
+    assert result.metrics["accuracy"] == best
+    assert result.kept_epoch == next(r["epoch"] for r in result.history if r["dev_accuracy"] == best)
 
     saved = predict(tmp_path / "run" / "model", dev.texts_a)
     assert set(saved) <= {"has-red", "no-red"}
@@ -359,6 +385,7 @@ def test_finetune_learns_a_word_detector_and_predict_agrees(pretrained, tmp_path
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert report["task"] == "sst-2"
     assert report["metrics"] == result.metrics
+    assert report["kept_epoch"] == result.kept_epoch
     assert report["config"]["epochs"] == 8
     resolved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (resolved["train_examples"], resolved["dev_examples"], resolved["task"]) == (320, 100, "sst-2")
@@ -471,3 +498,102 @@ def test_unseen_dev_label_and_non_metro_folders_are_refused(pretrained, tmp_path
         finetune(tmp_path / "bert", None, train, None, TASKS["sst-2"])
     with pytest.raises(InputError, match="not a fine-tuned model"):
         predict(folder, ["red cat"])
+
+
+def test_the_epoch_with_the_best_dev_score_is_kept_unless_told_last(pretrained, monkeypatch):
+    import copy
+    import importlib
+
+    module = importlib.import_module("metro_lm.finetune")  # the package's name `finetune` is the function
+    folder, _ = pretrained
+    scores = iter([0.5, 0.9, 0.7] * 2)
+    snapshots: list[dict[str, torch.Tensor]] = []
+    real_logits = module._logits
+
+    def snapshot_logits(classifier, *args, **kwargs):
+        snapshots.append(copy.deepcopy(classifier.state_dict()))
+        return real_logits(classifier, *args, **kwargs)
+
+    monkeypatch.setattr(module, "_logits", snapshot_logits)
+    monkeypatch.setattr(module, "metrics", lambda names, predictions, labels: {"accuracy": next(scores)})
+    train, dev = red_task(32, seed=0), red_task(16, seed=1)
+    best = finetune(folder, None, train, dev, TASKS["sst-2"], FinetuneConfig(epochs=3, **FAST))
+    assert (best.kept_epoch, best.metrics) == (2.0, {"accuracy": 0.9})
+    kept = best.model.state_dict()
+    assert all(torch.equal(kept[name], value) for name, value in snapshots[1].items())
+    assert not all(torch.equal(kept[name], value) for name, value in snapshots[2].items())
+    last = finetune(folder, None, train, dev, TASKS["sst-2"], FinetuneConfig(epochs=3, keep="last", **FAST))
+    assert (last.kept_epoch, last.metrics) == (3.0, {"accuracy": 0.7})
+
+
+def test_a_task_file_names_the_columns_and_the_scoring(tmp_path):
+    folder = tmp_path / "reviews"
+    for name, count in (("train.tsv", 6), ("dev.tsv", 3)):
+        write_tsv(folder / name, [["stars", "review"]] + [[str(i % 5), f"text {i}"] for i in range(count)])
+    (folder / "task.json").write_text(json.dumps({"text_a": "review", "label": "stars", "regression": True}))
+    fmt, train, dev = read_task(folder)
+    assert (fmt.regression, fmt.metrics, fmt.text_a) == (True, ("pearson", "spearman"), "review")
+    assert train.texts_a[1] == "text 1"
+    assert dev.labels == [0.0, 1.0, 2.0]
+    headerless = tmp_path / "headerless"
+    for name in ("train.tsv", "dev.tsv"):
+        write_tsv(headerless / name, [["x", "a b c", "pos"], ["y", "d e", "neg"]])
+    (headerless / "task.json").write_text(json.dumps({"header": False, "text_a": 1, "label": 2,
+                                                      "metrics": ["accuracy", "matthews"]}))  # fmt: skip
+    fmt, train, _ = read_task(headerless)
+    assert (train.texts_a, train.labels, fmt.metrics) == (
+        ["a b c", "d e"],
+        ["pos", "neg"],
+        ("accuracy", "matthews"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"text_a": "review", "colour": "red"}, "unknown key.*colour"),
+        ({"text_a": 1, "label": "stars"}, "'text_a' must be a header name"),
+        ({"header": False, "text_a": "review", "label": 0}, "'text_a' must be a 0-based column index"),
+        ({"header": False, "label": 0}, "needs 'text_a' and 'label'"),
+        ({"metrics": ["bleu"]}, "'metrics' must be a non-empty list"),
+        ({"regression": "yes"}, "'regression' must be true or false"),
+    ],
+)
+def test_a_bad_task_file_is_named_with_its_key(tmp_path, settings, message):
+    (tmp_path / "task.json").write_text(json.dumps(settings))
+    with pytest.raises(InputError, match=message):
+        read_task(tmp_path)
+
+
+def test_test_split_ids_and_texts_follow_the_glue_layout(tmp_path):
+    write_tsv(tmp_path / "CoLA" / "test.tsv", [["index", "sentence"], ["0", "a b"], ["1", "c d e"]])
+    ids, texts_a, texts_b = read_test(tmp_path / "CoLA", TASKS["cola"])
+    assert (ids, texts_a, texts_b) == (["0", "1"], ["a b", "c d e"], None)
+    write_tsv(tmp_path / "QQP" / "test.tsv", [["id", "question1", "question2"], ["7", "q", "r"]])
+    assert read_test(tmp_path / "QQP", TASKS["qqp"]) == (["7"], ["q"], ["r"])
+    assert read_test(tmp_path / "none", TASKS["sst-2"]) is None
+    write_tsv(tmp_path / "bad" / "test.tsv", [["index", "text"], ["0", "a"]])
+    with pytest.raises(InputError, match=r"test\.tsv:1: expected a 'sentence' column"):
+        read_test(tmp_path / "bad", TASKS["sst-2"])
+
+
+def test_the_command_writes_predictions_for_the_test_file(pretrained, tmp_path, capsys):
+    from metro_lm.cli import app
+
+    folder, _ = pretrained
+    task = tmp_path / "SST-2"
+    for name, data in (("train.tsv", red_task(64, seed=0)), ("dev.tsv", red_task(16, seed=1))):
+        write_tsv(task / name, [["sentence", "label"]] + [[t, y] for t, y in zip(data.texts_a, data.labels, strict=True)])  # fmt: skip
+    test = red_task(5, seed=2)
+    write_tsv(
+        task / "test.tsv", [["index", "sentence"]] + [[str(10 + i), t] for i, t in enumerate(test.texts_a)]
+    )
+    status = app.main(["finetune", "--model", str(folder), "--task-dir", str(task), "--epochs", "1",
+                       "--batch-size", "16", "--max-length", "24", "--out", str(tmp_path / "run")])  # fmt: skip
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    lines = (tmp_path / "run" / "test_predictions.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction"
+    assert [line.split("\t")[0] for line in lines[1:]] == ["10", "11", "12", "13", "14"]
+    assert {line.split("\t")[1] for line in lines[1:]} <= {"has-red", "no-red"}
+    assert json.loads(out.out.strip().splitlines()[-1])["test_predictions"].endswith("test_predictions.tsv")

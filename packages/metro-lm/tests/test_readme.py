@@ -59,7 +59,7 @@ def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     lines = bash_lines("CLI", "metro-lm ")
     assert len(lines) == 7
     monkeypatch.chdir(tmp_path)
-    write_documents(tmp_path / "my_corpus", files=6, sentences=40)  # the user's own text
+    write_documents(tmp_path / "my_corpus", files=6, sentences=120)  # the user's own text
     write_sst2(tmp_path / "glue" / "SST-2")
     for line in lines:
         with preserved_global_state():
@@ -72,7 +72,7 @@ def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_the_torchrun_line_runs_as_written(tmp_path: Path) -> None:
     (line,) = bash_lines("CLI", "torchrun ")
-    write_documents(tmp_path / "my_corpus", files=6, sentences=40)
+    write_documents(tmp_path / "my_corpus", files=6, sentences=120)
     argv = shlex.split(line)
     command = [sys.executable, "-m", "torch.distributed.run", *argv[1:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -11,7 +11,16 @@ from importlib.metadata import PackageNotFoundError, version
 from metro_lm.configuration import MetroConfig
 from metro_lm.data import PackedDataset, build_corpus, corpus_files, read_documents
 from metro_lm.evaluation import pretraining_metrics
-from metro_lm.finetune import TASKS, FinetuneConfig, FinetuneResult, TaskData, finetune, predict, read_task
+from metro_lm.finetune import (
+    TASKS,
+    FinetuneConfig,
+    FinetuneResult,
+    TaskData,
+    finetune,
+    predict,
+    read_task,
+    read_test,
+)
 from metro_lm.modeling import (
     MetroForMaskedLM,
     MetroForPreTraining,
@@ -62,6 +71,7 @@ __all__ = [
     "pretraining_metrics",
     "read_documents",
     "read_task",
+    "read_test",
     "register_auto_classes",
     "train_tokenizer",
 ]

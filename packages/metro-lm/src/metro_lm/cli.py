@@ -93,6 +93,7 @@ class FinetuneArgs:
     batch_size: int = option(32, help="examples per step")
     lr: float = option(1e-4, help="peak learning rate")
     max_length: int = option(128, help="tokens per example (longer ones are truncated)")
+    keep: Literal["best", "last"] = option("best", help="save the model of the epoch with the best dev score, or the last")  # fmt: skip
     threads: int | None = option(
         None,
         help="torch CPU threads (default: one per available core); a fixed count makes the same seed give the "
@@ -193,17 +194,29 @@ def pretrain(args: PretrainArgs) -> None:
     "finetune", FinetuneArgs, help="fine-tune on a GLUE-format TSV task; writes OUT/model and metrics"
 )
 def finetune(args: FinetuneArgs) -> None:
-    from metro_lm.finetune import FinetuneConfig, read_task
+    from metro_lm.finetune import FinetuneConfig, read_task, read_test
     from metro_lm.finetune import finetune as run_finetune
+    from metro_lm.finetune import predict as run_predict
+    from metro_lm.tokenizer import load_tokenizer
+    from papers_common import write_text
 
     seed_everything(args.seed)
     device = pick_device(args.device)
     fmt, train, dev = read_task(args.task_dir, args.task or None)
+    test = read_test(args.task_dir, fmt)  # read now: a malformed test file stops the run before training
     config = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            max_length=args.max_length, seed=args.seed)  # fmt: skip
+                            max_length=args.max_length, seed=args.seed, keep=args.keep)  # fmt: skip
     result = run_finetune(args.model, None, train, dev, fmt, config, out=args.out, device=str(device))
-    print(json.dumps({"task": fmt.name, "out": str(args.out), "model": str(args.out / "model"),
-                      "metrics": result.metrics, "config": asdict(config)}))  # fmt: skip
+    done = {"task": fmt.name, "out": str(args.out), "model": str(args.out / "model"), "metrics": result.metrics,
+            "kept_epoch": result.kept_epoch, "config": asdict(config)}  # fmt: skip
+    if test is not None:
+        ids, texts_a, texts_b = test
+        labels = run_predict(result.model, texts_a, texts_b, tokenizer=load_tokenizer(args.out / "model"),
+                             max_length=args.max_length, device=str(device))  # fmt: skip
+        rows = "".join(f"{i}\t{label}\n" for i, label in zip(ids, labels, strict=True))
+        write_text(args.out / "test_predictions.tsv", "index\tprediction\n" + rows)
+        done["test_predictions"] = str(args.out / "test_predictions.tsv")
+    print(json.dumps(done))
 
 
 @app.command("predict", PredictArgs, help="label the sentences of a TSV with a fine-tuned model")

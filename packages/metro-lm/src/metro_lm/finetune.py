@@ -24,9 +24,9 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from metro_lm.model_files import check_weights, model_folder
 from metro_lm.modeling import MetroForSequenceClassification, MetroModel, MetroPreTrainedModel
 from metro_lm.tokenizer import load_tokenizer
 from metro_lm.train import TrainConfig, learning_rate_factor, make_optimizer
-from papers_common import InputError, progress, write_json
+from papers_common import InputError, progress, read_json, write_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -83,7 +83,8 @@ class TaskFormat:
         header: whether the first row of each file names the columns.
         regression: real-valued labels (STS-B) scored by correlation; otherwise classes.
         metrics: names of :data:`METRICS` reported on ``dev``.
-        train_file, dev_file: file names inside the task folder.
+        train_file, dev_file, test_file: file names inside the task folder (the test file is optional and
+            unlabelled; it has a header row naming the text columns, as in GLUE).
     """
 
     name: str
@@ -95,6 +96,13 @@ class TaskFormat:
     metrics: tuple[str, ...] = CLASSIFICATION_METRICS
     train_file: str = "train.tsv"
     dev_file: str = "dev.tsv"
+    test_file: str = "test.tsv"
+
+    def test_columns(self) -> tuple[str, str | None]:
+        """The header names of the text columns in the test file (GLUE's CoLA test has a header: ``sentence``)."""
+        a = self.text_a if isinstance(self.text_a, str) else "sentence"
+        b = None if self.text_b is None else self.text_b if isinstance(self.text_b, str) else "sentence2"
+        return a, b
 
 
 GENERIC = TaskFormat("generic", "sentence", None, "label")
@@ -108,7 +116,8 @@ TASKS: dict[str, TaskFormat] = {
     "mrpc": TaskFormat("mrpc", "#1 String", "#2 String", "Quality", metrics=("accuracy", "f1")),
     "sts-b": TaskFormat("sts-b", "sentence1", "sentence2", "score", regression=True, metrics=REGRESSION_METRICS),
     "qqp": TaskFormat("qqp", "question1", "question2", "is_duplicate", metrics=("accuracy", "f1")),
-    "mnli": TaskFormat("mnli", "sentence1", "sentence2", "gold_label", dev_file="dev_matched.tsv"),
+    "mnli": TaskFormat("mnli", "sentence1", "sentence2", "gold_label", dev_file="dev_matched.tsv",
+                       test_file="test_matched.tsv"),
     "qnli": TaskFormat("qnli", "question", "sentence", "label"),
     "rte": TaskFormat("rte", "sentence1", "sentence2", "label"),
     "wnli": TaskFormat("wnli", "sentence1", "sentence2", "label"),
@@ -125,7 +134,51 @@ def _canonical(name: str) -> str:
 _TASK_KEYS = {_canonical(key): key for key in TASKS}
 
 
+TASK_FILE = "task.json"
+"""An optional file in a task folder naming its columns and scoring, e.g. ``{"text_a": "review", "label":
+"stars", "regression": true}``; keys are :class:`TaskFormat`'s fields (``name`` excepted), missing ones default to
+``generic``'s."""
+
+
+def _task_file(path: Path) -> TaskFormat:
+    settings = read_json(path, "task file")
+    known = {f.name for f in fields(TaskFormat)} - {"name"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise InputError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
+        )
+    header = settings.get("header", True)
+    if not isinstance(header, bool):
+        raise InputError(f"{path}: 'header' must be true or false, got {header!r}")
+    for key in ("text_a", "text_b", "label"):
+        value = settings.get(key)
+        if value is None and key != "text_b" and key in settings:
+            raise InputError(f"{path}: '{key}' must name a column")
+        if value is not None and not (
+            isinstance(value, str) if header else isinstance(value, int) and value >= 0
+        ):
+            kind = "a header name (a string)" if header else "a 0-based column index (header is false)"
+            raise InputError(f"{path}: '{key}' must be {kind}, got {value!r}")
+    for key in ("train_file", "dev_file", "test_file"):
+        if key in settings and not (isinstance(settings[key], str) and settings[key]):
+            raise InputError(f"{path}: '{key}' must be a file name, got {settings[key]!r}")
+    regression = settings.get("regression", False)
+    if not isinstance(regression, bool):
+        raise InputError(f"{path}: 'regression' must be true or false, got {regression!r}")
+    scores = settings.get("metrics", list(REGRESSION_METRICS if regression else CLASSIFICATION_METRICS))
+    if not (isinstance(scores, list) and scores and all(name in METRICS for name in scores)):
+        raise InputError(
+            f"{path}: 'metrics' must be a non-empty list of {', '.join(METRICS)}; got {scores!r}"
+        )
+    if header is False and not {"text_a", "label"} <= set(settings):
+        raise InputError(f"{path}: a file without a header needs 'text_a' and 'label' column indices")
+    return replace(GENERIC, name=f"task file {path.name}", **{**settings, "metrics": tuple(scores)})
+
+
 def _task_format(folder: Path, task: str | None) -> TaskFormat:
+    if task is None and (folder / TASK_FILE).is_file():
+        return _task_file(folder / TASK_FILE)
     if task is None:
         return TASKS[_TASK_KEYS.get(_canonical(folder.resolve().name), "generic")]
     key = _TASK_KEYS.get(_canonical(task))
@@ -227,7 +280,7 @@ def read_task(
     fmt = _task_format(folder, task)
     train_path, dev_path = folder / fmt.train_file, folder / fmt.dev_file
     train_rows, dev_rows = _read_rows(train_path), _read_rows(dev_path)
-    if fmt.name == "generic" and train_rows and "sentence1" in [c.strip() for c in train_rows[0][1]]:
+    if fmt == GENERIC and train_rows and "sentence1" in [c.strip() for c in train_rows[0][1]]:
         fmt = replace(fmt, text_a="sentence1", text_b="sentence2")
     if regression is not None and regression != fmt.regression:
         scores = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
@@ -271,6 +324,43 @@ def read_inputs(path: str | os.PathLike[str]) -> tuple[list[str], list[str] | No
     if not texts[0]:
         raise InputError(f"{path}: no rows after the header")
     return texts[0], texts[1] if pair else None
+
+
+def read_test(
+    task_dir: str | os.PathLike[str], fmt: TaskFormat
+) -> tuple[list[str], list[str], list[str] | None] | None:
+    """The unlabelled test split of a task folder, or ``None`` when it has no ``fmt.test_file``.
+
+    Returns:
+        Each row's id (the ``index`` or ``id`` column, else its 0-based row number), its first and second texts.
+
+    Raises:
+        InputError: a file that is not UTF-8, a header without the text columns, a row that is too short.
+    """
+    path = Path(task_dir) / fmt.test_file
+    if not path.is_file():
+        return None
+    rows = _read_rows(path)
+    if len(rows) < 2:
+        raise InputError(f"{path}: expected a header row and at least one row")
+    (line, header), rows = rows[0], rows[1:]
+    names = [name.strip() for name in header]
+    a, b = fmt.test_columns()
+    for column in (a, b):
+        if column is not None and column not in names:
+            raise InputError(f"{path}:{line}: expected a {column!r} column in the header; found "
+                             f"{', '.join(map(repr, names))}")  # fmt: skip
+    key = next((names.index(k) for k in ("index", "id") if k in names), None)
+    columns = [names.index(a)] + ([] if b is None else [names.index(b)]) + ([] if key is None else [key])
+    ids, texts_a, texts_b = [], [], []
+    for number, (line, row) in enumerate(rows):
+        if len(row) <= max(columns):
+            raise InputError(f"{path}:{line}: expected {max(columns) + 1} columns, found {len(row)}")
+        ids.append(str(number) if key is None else row[key])
+        texts_a.append(row[names.index(a)])
+        if b is not None:
+            texts_b.append(row[names.index(b)])
+    return ids, texts_a, texts_b if b is not None else None
 
 
 def label_names(labels: Sequence[str]) -> list[str]:
@@ -372,6 +462,8 @@ class FinetuneConfig:
         clip_norm: global gradient-norm clip (0: off).
         eval_batch_size: examples per evaluation batch.
         seed: seeds the head's initialisation, the order of the training examples and dropout.
+        keep: ``"best"``: the model of the epoch with the best dev score (the mean of the task's metrics, GLUE's
+            convention for MRPC, QQP and STS-B) is the one returned and saved; ``"last"``: the last epoch's.
     """
 
     epochs: float = 3.0
@@ -383,6 +475,7 @@ class FinetuneConfig:
     clip_norm: float = 1.0
     eval_batch_size: int = 128
     seed: int = 0
+    keep: Literal["best", "last"] = "best"
 
     def check(self) -> None:
         """Raise :class:`InputError` naming the first setting that cannot work."""
@@ -402,6 +495,8 @@ class FinetuneConfig:
                 raise InputError(f"{name} must be finite and at least 0, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**63:
             raise InputError(f"seed must be an integer in [0, 2**63), got {self.seed}")
+        if self.keep not in ("best", "last"):
+            raise InputError(f"keep must be 'best' or 'last', got {self.keep!r}")
 
 
 @dataclass
@@ -409,12 +504,13 @@ class FinetuneResult:
     """What a fine-tuning run did.
 
     Attributes:
-        metrics: the dev metrics at the end (empty without a dev split).
+        metrics: the dev metrics of the kept model (empty without a dev split).
         history: one record per epoch: ``epoch`` (fractional for a partial last one), ``step``, ``train_loss``
             (its mean over the epoch) and ``dev_<metric>``.
         label_names: the class of each output id (``None`` for regression).
         model: the fine-tuned model, in eval mode.
         out: the output folder, if one was written.
+        kept_epoch: the epoch whose model was kept (``None`` without a dev split or without training).
     """
 
     metrics: dict[str, float]
@@ -422,6 +518,7 @@ class FinetuneResult:
     label_names: list[str] | None
     model: MetroForSequenceClassification
     out: Path | None
+    kept_epoch: float | None = None
 
 
 @dataclass
@@ -645,6 +742,9 @@ def finetune(
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, Any]] = []
     final: dict[str, float] = {}
+    kept: tuple[float, float, dict[str, torch.Tensor], dict[str, float]] | None = (
+        None  # score, epoch, weights
+    )
     done = 0
     bar = progress(total=total, desc=f"finetune {fmt.name}", unit="step")
     while done < total:
@@ -669,10 +769,22 @@ def finetune(
         record = {"epoch": done / steps_per_epoch, "step": done, "train_loss": float(loss_sum) / steps,
                   **{f"dev_{name}": value for name, value in final.items()}}  # fmt: skip
         history.append(record)
+        score = float(np.mean(list(final.values()))) if final else math.nan
+        if config.keep == "best" and final and (kept is None or score > kept[0]):
+            weights = {
+                name: value.detach().to("cpu", copy=True) for name, value in classifier.state_dict().items()
+            }
+            kept = (score, record["epoch"], weights, final)
         bar.set_postfix(loss=record["train_loss"], **final)
         LOGGER.info("%s epoch %.2f: train loss %.4f%s", fmt.name, record["epoch"], record["train_loss"],
                     "".join(f", dev {name} {value:.4f}" for name, value in final.items()))  # fmt: skip
     bar.close()
+    kept_epoch = history[-1]["epoch"] if history and final else None
+    if kept is not None:
+        classifier.load_state_dict(kept[2])
+        kept_epoch, final = kept[1], kept[3]
+        LOGGER.info("%s: keeping the model of epoch %.2f (dev %s)", fmt.name, kept_epoch,
+                    ", ".join(f"{name} {value:.4f}" for name, value in final.items()))  # fmt: skip
     if not history:
         final = evaluate()
     classifier.eval()
@@ -682,13 +794,13 @@ def finetune(
         folder = Path(out)
         classifier.save_pretrained(folder / "model")
         tokenizer.save_pretrained(str(folder / "model"))
-        write_json(folder / "metrics.json", {"task": fmt.name, "metrics": final, "history": history,
-                                             "config": asdict(config)})  # fmt: skip
+        write_json(folder / "metrics.json", {"task": fmt.name, "metrics": final, "kept_epoch": kept_epoch,
+                                             "history": history, "config": asdict(config)})  # fmt: skip
         write_json(folder / "config.json", {
             "task": fmt.name, "regression": fmt.regression, "label_names": names, "train_examples": len(train),
             "dev_examples": 0 if dev is None else len(dev), "model": source, "finetune": asdict(config),
         })  # fmt: skip
-    return FinetuneResult(final, history, names, classifier, folder)
+    return FinetuneResult(final, history, names, classifier, folder, kept_epoch)
 
 
 def predict(

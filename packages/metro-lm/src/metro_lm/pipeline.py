@@ -78,6 +78,7 @@ def fit_settings(settings: Settings, train_tokens: int, *, epochs: float = 10.0)
 
     - ``seq_len``: 128 (ELECTRA-small's), shortened to the corpus when it holds fewer than 16 such sequences;
     - ``batch_size``: 32 (64 for small, 256 for base), at most a quarter of the training sequences, at least 2;
+      a given one larger than the number of training sequences is an :class:`InputError`;
     - ``steps``: ``epochs`` passes over the training sequences, at least 20 and at most 125,000 (METRO-T0's);
     - ``warmup_steps``: 6% of the steps (at most 10,000, ELECTRA's and METRO-T0's);
     - ``lr``: 5e-4 for tiny and small (ELECTRA-small), 4e-4 for base (METRO-T0).
@@ -95,6 +96,9 @@ def fit_settings(settings: Settings, train_tokens: int, *, epochs: float = 10.0)
     batch = settings.batch_size
     if batch is None:
         batch = max(2, min({"tiny": 32, "small": 64, "base": 256}[size], sequences // 4))
+    elif batch > sequences:
+        raise InputError(f"batch_size {batch} is more than the {sequences} training sequences of {seq_len} tokens "
+                         "in this corpus; give a smaller batch, shorter sequences or more text")  # fmt: skip
     steps = settings.steps
     if steps is None:
         steps = int(min(125_000, max(20, math.ceil(epochs * sequences / batch))))
