@@ -14,7 +14,7 @@ TOY = Plan(vocab_size=300, valid_fraction=0.3, model=(("hidden_size", 32), ("num
            ("num_attention_heads", 2), ("intermediate_size", 64), ("generator_layers", 1)), seq_len=32,
            batch_size=8, steps=6, lr=1e-3, warmup_steps=1, sentences=(60, 40),
            finetune=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3), stability_layers=2, stability_lr=1e-2,
-           stability_warmup=1, stability_steps=4)  # fmt: skip
+           stability_warmup=1, stability_steps=4, seeds=2)  # fmt: skip
 
 
 def test_sentences_keep_six_to_thirty_words():
@@ -55,6 +55,7 @@ def test_reproduce_writes_every_claim_table_and_figure(tmp_path):
     ids = [c.id for c in load_results(out / "results.json").claims]
     assert ids == ["order-metro-electra", "order-electra-mlm", "rtd-auc", "rtd-accuracy", "stability"]
     assert all(c.ours is not None for c in results.claims)
+    assert all(c.spread is not None and len(c.spread.ours) == 2 for c in results.claims)
     for figure in results.figures:
         assert (out / figure).stat().st_size > 1000
     assert {"curves_mlm_loss.png", "downstream.png", "stability.png"} <= set(results.figures)
@@ -67,6 +68,13 @@ def test_reproduce_writes_every_claim_table_and_figure(tmp_path):
     measured = json.loads((out / "measurements.json").read_text())
     assert measured["task"]["train"] == 60
     assert set(measured["downstream"]) == {"mlm", "electra", "metro", "random init"}
+    assert measured["seeds"] == [0, 1]
+    assert set(measured["pretraining"]["metro"]) == {"0", "1"}
+    assert measured["downstream"]["metro"]["0"] != measured["downstream"]["metro"]["1"] or (
+        measured["pretraining"]["metro"]["0"] != measured["pretraining"]["metro"]["1"]
+    )  # the seeds give different runs
+    assert (out / "runs" / "metro-seed1" / "model" / "model.safetensors").is_file()
+    assert config["seeds"] == [0, 1]
     # A second run reuses the finished pretraining runs instead of training again.
     again = run(tmp_path / "out", data_dir=data, plan=TOY)
     assert [c.ours for c in again.claims] == [c.ours for c in results.claims]

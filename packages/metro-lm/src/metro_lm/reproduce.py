@@ -14,7 +14,10 @@
 Arms: MLM is BERT's objective with absolute positions and the plain N(0, 0.02²) initialisation; ELECTRA adds the
 shallow generator and replaced-token detection (absolute positions, plain initialisation); METRO is the full
 recipe (T5 relative position buckets, Post-LN with the scaled initialisation, corrective LM). Every arm sees the
-same sequences in the same order (one seed), so they differ only by the recipe.
+same sequences in the same order, so they differ only by the recipe. Every arm, fine-tuning and stability run is
+repeated over consecutive seeds (quick 2, full 3: initialisation, data order, masking, sampling and fine-tuning all
+follow the seed); each comparison is decided over the seeds, paired by seed, and holds only when the mean advantage
+exceeds its seed-to-seed standard deviation (:func:`papers_common.claim_over_seeds`).
 
 The default corpus is CPython's own documentation (``pydoc_data.topics``, about 0.5 MB of English prose and code, one
 document per topic, shipped with every Python), so the command runs with no arguments and no download;
@@ -27,6 +30,7 @@ import logging
 import math
 import random
 import re
+import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,19 +40,19 @@ import torch
 
 from metro_lm import __version__
 from metro_lm.data import CorpusInfo, PackedDataset, corpus_files, read_documents
+from metro_lm.evaluation import pretraining_metrics
 from metro_lm.finetune import TASKS, FinetuneConfig, TaskData, finetune
 from metro_lm.modeling import MetroForPreTraining
 from metro_lm.pipeline import model_config, prepare_corpus
 from metro_lm.tokenizer import load_tokenizer, train_tokenizer
 from metro_lm.train import PretrainResult, TrainConfig, iterate_losses, pretrain
 from papers_common import (
-    Baseline,
     Claim,
     InputError,
     Paper,
     Results,
     RunDir,
-    claim,
+    claim_over_seeds,
     plot_bars,
     plot_lines,
     progress,
@@ -90,6 +94,7 @@ class Plan:
         stability_layers, stability_lr, stability_warmup, stability_steps: claim 3's deeper model, its learning
             rate (several times the arms') and schedule; gradients are not clipped there, so that an unstable
             model shows it.
+        seeds: how many consecutive seeds every run is repeated with (at least 2: claims are decided over them).
     """
 
     vocab_size: int
@@ -106,16 +111,17 @@ class Plan:
     stability_lr: float
     stability_warmup: int
     stability_steps: int
+    seeds: int = 2
 
 
 TINY_MODEL = (("hidden_size", 64), ("num_hidden_layers", 2), ("num_attention_heads", 2), ("intermediate_size", 256),
               ("generator_layers", 1))  # fmt: skip
-QUICK = Plan(vocab_size=1000, valid_fraction=0.2, model=TINY_MODEL, seq_len=64, batch_size=32, steps=1200, lr=2e-3,
-             warmup_steps=72, sentences=(4000, 1000), finetune=FinetuneConfig(epochs=3, batch_size=32, lr=3e-4),
-             stability_layers=12, stability_lr=3e-3, stability_warmup=1, stability_steps=150)  # fmt: skip
-FULL = Plan(vocab_size=1000, valid_fraction=0.2, model=TINY_MODEL, seq_len=64, batch_size=32, steps=6000, lr=2e-3,
-            warmup_steps=360, sentences=(4000, 1000), finetune=FinetuneConfig(epochs=3, batch_size=32, lr=3e-4),
-            stability_layers=12, stability_lr=3e-3, stability_warmup=1, stability_steps=600)  # fmt: skip
+QUICK = Plan(vocab_size=1000, valid_fraction=0.2, model=TINY_MODEL, seq_len=64, batch_size=32, steps=700, lr=2e-3,
+             warmup_steps=42, sentences=(2000, 1000), finetune=FinetuneConfig(epochs=3, batch_size=32, lr=3e-4),
+             stability_layers=12, stability_lr=3e-3, stability_warmup=1, stability_steps=100, seeds=2)  # fmt: skip
+FULL = Plan(vocab_size=1000, valid_fraction=0.2, model=TINY_MODEL, seq_len=64, batch_size=32, steps=3000, lr=2e-3,
+            warmup_steps=180, sentences=(4000, 1000), finetune=FinetuneConfig(epochs=3, batch_size=32, lr=3e-4),
+            stability_layers=12, stability_lr=3e-3, stability_warmup=1, stability_steps=300, seeds=3)  # fmt: skip
 
 
 def default_corpus(out: Path) -> Path:
@@ -201,7 +207,7 @@ def run(
 
     Args:
         out: output folder; its ``runs/`` hold each pretraining run (a rerun resumes or reuses them).
-        quick: the minutes-on-a-CPU plan (:data:`QUICK`) or :data:`FULL` (the same models, 5× the steps).
+        quick: the minutes-on-a-CPU plan (:data:`QUICK`, 2 seeds) or :data:`FULL` (the same models, 3 seeds, about 4× the steps).
         data_dir: a folder of ``.txt`` documents; ``None``: CPython's pydoc topics.
         plan: replaces the mode's plan (tests use a smaller one).
     """
@@ -215,10 +221,10 @@ def run(
         raise InputError(f"--data-dir {folder}: not a folder")
     files = corpus_files([folder], exclude=EXCLUDE)
     corpus_name = "CPython pydoc topics" if data_dir is None else folder.name
-    config = {"mode": mode, "seed": seed, "device": device, "corpus": corpus_name, "files": len(files),
-              "plan": asdict(plan), "arms": ARMS}  # fmt: skip
+    config = {"mode": mode, "seed": seed, "seeds": list(range(seed, seed + plan.seeds)), "device": device,
+              "corpus": corpus_name, "files": len(files), "plan": asdict(plan), "arms": ARMS}  # fmt: skip
     record.write_config(config)
-    bar = progress(total=7, desc="reproduce", unit="part")
+    bar = progress(total=1 + 3 * plan.seeds, desc="reproduce", unit="part")
     tokenizer_dir = out / "tokenizer"
     if not (tokenizer_dir / "tokenizer.json").is_file():
         train_tokenizer(files, vocab_size=plan.vocab_size, out=tokenizer_dir)
@@ -228,47 +234,64 @@ def run(
     valid = PackedDataset.from_corpus(out / "corpus", "valid", plan.seq_len)
     bar.update(1)
 
-    results: dict[str, PretrainResult] = {}
-    for name, overrides in ARMS.items():
-        results[name] = _pretrain_arm(name, overrides, plan, plan.steps, plan.lr, plan.warmup_steps, 1.0,
-                                      tokenizer, train, valid, out, seed, device)  # fmt: skip
+    seeds = list(range(seed, seed + plan.seeds))
+    if len(seeds) < 2:
+        raise InputError(f"the plan needs at least 2 seeds to decide its claims, got {plan.seeds}")
+    train_texts, held_out = _split_texts(files, info)
+    results: dict[str, dict[int, PretrainResult]] = {name: {} for name in ARMS}
+    downstream: dict[str, dict[int, dict[str, float]]] = {name: {} for name in (*ARMS, "random init")}
+    stability: dict[str, dict[int, PretrainResult]] = {"scaled init": {}, "plain init": {}}
+    untrained: dict[int, float] = {}
+    fmt = replace(TASKS["cola"], name="acceptability", metrics=("accuracy", "matthews"))
+    for run_seed in seeds:
+        for name, overrides in ARMS.items():
+            results[name][run_seed] = _pretrain_arm(
+                f"{name}-seed{run_seed}", overrides, plan, plan.steps, plan.lr, plan.warmup_steps, 1.0, tokenizer,
+                train, valid, out, run_seed, device,
+            )  # fmt: skip
         bar.update(1)
 
-    train_texts, held_out = _split_texts(files, info)
-    task_train = acceptability_task(train_texts, plan.sentences[0], seed)
-    task_dev = acceptability_task(held_out, plan.sentences[1], seed + 1)
-    if min(len(task_train.labels), len(task_dev.labels)) < 20:
-        raise InputError(
-            f"{folder}: too few sentences of 6-30 words for the downstream task ({len(task_train.labels)} train, "
-            f"{len(task_dev.labels)} dev); give a larger corpus"
-        )
-    fmt = replace(TASKS["cola"], name="acceptability", metrics=("accuracy", "matthews"))
-    downstream: dict[str, dict[str, float]] = {}
-    for name in (*ARMS, "random init"):
-        source = out / "runs" / name / "model" if name in ARMS else _random_model(plan, tokenizer, seed)
-        tuned = finetune(source, tokenizer, task_train, task_dev, fmt, replace(plan.finetune, seed=seed),
-                         device=device)  # fmt: skip
-        downstream[name] = tuned.metrics
-    bar.update(1)
+        task_train = acceptability_task(train_texts, plan.sentences[0], run_seed)
+        task_dev = acceptability_task(held_out, plan.sentences[1], run_seed + 1)
+        if min(len(task_train.labels), len(task_dev.labels)) < 20:
+            raise InputError(
+                f"{folder}: too few sentences of 6-30 words for the downstream task ({len(task_train.labels)} "
+                f"train, {len(task_dev.labels)} dev); give a larger corpus"
+            )
+        for name in downstream:
+            source = (
+                out / "runs" / f"{name}-seed{run_seed}" / "model" if name in ARMS
+                else _random_model(plan, tokenizer, run_seed)
+            )  # fmt: skip
+            # keep="last": the dev split is the only held-out split here, so no epoch is chosen on it.
+            tuned = finetune(source, tokenizer, task_train, task_dev, fmt,
+                             replace(plan.finetune, seed=run_seed, keep="last"), device=device)  # fmt: skip
+            downstream[name][run_seed] = tuned.metrics
+        bar.update(1)
 
-    stability: dict[str, PretrainResult] = {}
-    for scaled in (True, False):
-        key = "scaled init" if scaled else "plain init"
-        overrides = {**ARMS["metro"], "scaled_init": scaled, "num_hidden_layers": plan.stability_layers}
-        stability[key] = _pretrain_arm(f"stability-{'scaled' if scaled else 'plain'}", overrides, plan,
-                                       plan.stability_steps, plan.stability_lr, plan.stability_warmup, 0.0,
-                                       tokenizer, train, valid, out, seed, device)  # fmt: skip
-    bar.update(1)
+        for scaled in (True, False):
+            key = "scaled init" if scaled else "plain init"
+            overrides = {**ARMS["metro"], "scaled_init": scaled, "num_hidden_layers": plan.stability_layers}
+            stability[key][run_seed] = _pretrain_arm(
+                f"stability-{'scaled' if scaled else 'plain'}-seed{run_seed}", overrides, plan,
+                plan.stability_steps, plan.stability_lr, plan.stability_warmup, 0.0, tokenizer, train, valid, out,
+                run_seed, device,
+            )  # fmt: skip
+        untrained[run_seed] = _untrained_loss(plan, tokenizer, valid, run_seed)
+        bar.update(1)
     bar.close()
     found = {
         "corpus": {"name": corpus_name, "tokens": info.tokens, "documents": info.documents},
+        "seeds": seeds,
         "task": {"train": len(task_train.labels), "dev": len(task_dev.labels)},
-        "pretraining": {k: _summary(r) for k, r in results.items()},
-        "downstream": downstream,
-        "stability": {k: _summary(r) for k, r in stability.items()},
+        "pretraining": {k: {str(s): _summary(r) for s, r in runs.items()} for k, runs in results.items()},
+        "downstream": {k: {str(s): m for s, m in runs.items()} for k, runs in downstream.items()},
+        "stability": {k: {str(s): _summary(r) for s, r in runs.items()} for k, runs in stability.items()},
+        "stability_untrained_loss": {str(s): v for s, v in untrained.items()},
     }
     record.write_json("measurements.json", found)
-    figures = _figures(out, results, downstream, stability)
+    figures = _figures(out, {k: runs[seeds[0]] for k, runs in results.items()}, found["downstream"],
+                       {k: runs[seeds[0]] for k, runs in stability.items()}, seeds)  # fmt: skip
     claims = _claims(plan, found)
     _write_tables(record, plan, found)
     summary = Results(
@@ -289,43 +312,72 @@ def _summary(result: PretrainResult) -> dict[str, Any]:
             "tokens_per_second": result.tokens_per_second}  # fmt: skip
 
 
-def _held_out_loss(summary: dict[str, Any]) -> float:
-    """METRO's held-out objective without the generator: λ·RTD + corrective LM (∞ when the run diverged)."""
+def _untrained_loss(plan: Plan, tokenizer: Any, valid: PackedDataset, seed: int) -> float:
+    """Claim 3's held-out loss (50·RTD + CLM) of the stability model before any step: what a diverged run counts as."""
+    config = model_config("tiny", "metro", tokenizer, plan.seq_len,
+                          {**dict(plan.model), **ARMS["metro"], "num_hidden_layers": plan.stability_layers})  # fmt: skip
+    torch.manual_seed(seed)
+    final = pretraining_metrics(MetroForPreTraining(config).eval(), valid, max_sequences=128)
+    return final["rtd_loss"] * 50.0 + final["clm_loss"]
+
+
+def _held_out_loss(summary: dict[str, Any], untrained: float) -> float:
+    """METRO's held-out objective without the generator, λ·RTD + corrective LM; a run that diverged counts at
+    ``untrained``, the loss of the same model before training (it learned nothing that lasted)."""
     if summary["diverged_at"] is not None:
-        return math.inf
+        return untrained
     final = summary["final_eval"]
     return final["rtd_loss"] * 50.0 + final["clm_loss"]
 
 
+def _per_seed(found: dict[str, Any], part: str, name: str) -> list[dict[str, Any]]:
+    return [found[part][name][str(s)] for s in found["seeds"]]
+
+
 def _claims(plan: Plan, found: dict[str, Any]) -> list[Claim]:
-    accuracy = {name: m["accuracy"] for name, m in found["downstream"].items()}
-    metro = found["pretraining"]["metro"]["final_eval"]
-    scaled, plain = found["stability"]["scaled init"], found["stability"]["plain init"]
+    seeds = found["seeds"]
+    accuracy = {
+        name: [m["accuracy"] for m in _per_seed(found, "downstream", name)] for name in found["downstream"]
+    }
+    metro = [summary["final_eval"] for summary in _per_seed(found, "pretraining", "metro")]
+    untrained = [found["stability_untrained_loss"][str(s)] for s in seeds]
+    scaled = [
+        _held_out_loss(r, u)
+        for r, u in zip(_per_seed(found, "stability", "scaled init"), untrained, strict=True)
+    ]
+    plain = [
+        _held_out_loss(r, u)
+        for r, u in zip(_per_seed(found, "stability", "plain init"), untrained, strict=True)
+    ]
     return [
-        claim("order-metro-electra", "equal pretraining tokens and size: METRO's downstream accuracy (acceptability "
-              "of held-out sentences) >= ELECTRA's", metric="dev accuracy", ours=accuracy["metro"],
-              baseline=Baseline("ELECTRA", accuracy["electra"]), paper_source=PAPER_SOURCES["order"]),
-        claim("order-electra-mlm", "equal pretraining tokens and size: ELECTRA's downstream accuracy >= MLM's",
-              metric="dev accuracy", ours=accuracy["electra"], baseline=Baseline("MLM", accuracy["mlm"]),
-              paper_source=PAPER_SOURCES["electra"]),
-        claim("rtd-auc", "the METRO discriminator's RTD AUC on held-out text is >= 0.8", metric="RTD AUC",
-              ours=metro.get("rtd_auc", math.nan), target=0.8, paper_source=PAPER_SOURCES["rtd"]),
-        claim("rtd-accuracy", "the METRO discriminator's RTD accuracy on held-out text is at least 0.01 above "
-              "the trivial 'nothing replaced' accuracy", metric="RTD accuracy", ours=metro.get("rtd_accuracy", math.nan),
-              baseline=Baseline("trivial (all original)", metro.get("trivial_rtd_accuracy", math.nan)), margin=0.01,
-              paper_source=PAPER_SOURCES["rtd"]),
-        claim("stability", f"{plan.stability_layers}-layer Post-LN METRO at lr {plan.stability_lr:g}, no clipping: "
-              "the scaled initialisation ends at a lower held-out loss (50·RTD + CLM) than the plain one, which "
-              "diverges or trails", metric="held-out 50·RTD + CLM loss", ours=_held_out_loss(scaled),
-              higher_is_better=False, baseline=Baseline("plain initialisation", _held_out_loss(plain)),
-              paper_source=PAPER_SOURCES["stability"]),
+        claim_over_seeds("order-metro-electra", "equal pretraining tokens and size: METRO's downstream accuracy "
+                         "(acceptability of held-out sentences) >= ELECTRA's", metric="dev accuracy", seeds=seeds,
+                         ours=accuracy["metro"], baseline_name="ELECTRA", baseline=accuracy["electra"],
+                         paper_source=PAPER_SOURCES["order"]),
+        claim_over_seeds("order-electra-mlm", "equal pretraining tokens and size: ELECTRA's downstream accuracy >= "
+                         "MLM's", metric="dev accuracy", seeds=seeds, ours=accuracy["electra"], baseline_name="MLM",
+                         baseline=accuracy["mlm"], paper_source=PAPER_SOURCES["electra"]),
+        claim_over_seeds("rtd-auc", "the METRO discriminator's RTD AUC on held-out text is >= 0.8",
+                         metric="RTD AUC", seeds=seeds, ours=[m.get("rtd_auc", math.nan) for m in metro],
+                         baseline_name="target 0.8", baseline=[0.8] * len(seeds), paper_source=PAPER_SOURCES["rtd"]),
+        claim_over_seeds("rtd-accuracy", "the METRO discriminator's RTD accuracy on held-out text is at least 0.01 "
+                         "above the trivial 'nothing replaced' accuracy", metric="RTD accuracy", seeds=seeds,
+                         ours=[m.get("rtd_accuracy", math.nan) for m in metro], baseline_name="trivial (all original)",
+                         baseline=[m.get("trivial_rtd_accuracy", math.nan) for m in metro], margin=0.01,
+                         paper_source=PAPER_SOURCES["rtd"]),
+        claim_over_seeds("stability", f"{plan.stability_layers}-layer Post-LN METRO at lr {plan.stability_lr:g}, no "
+                         "clipping: the scaled initialisation ends at a lower held-out loss (50·RTD + CLM) than the "
+                         "plain one, which diverges (counted at its untrained loss) or trails",
+                         metric="held-out 50·RTD + CLM loss", seeds=seeds, ours=scaled, higher_is_better=False,
+                         baseline_name="plain initialisation", baseline=plain, paper_source=PAPER_SOURCES["stability"]),
     ]  # fmt: skip
 
 
 def _figures(
-    out: Path, results: dict[str, PretrainResult], downstream: dict[str, dict[str, float]],
-    stability: dict[str, PretrainResult],
+    out: Path, results: dict[str, PretrainResult], downstream: dict[str, dict[str, dict[str, float]]],
+    stability: dict[str, PretrainResult], seeds: list[int],
 ) -> list[str]:  # fmt: skip
+    """Curves of the first seed's runs; downstream accuracy as the mean over seeds."""
     names = []
     for loss, label in (
         ("valid_mlm_loss", "held-out generator / MLM loss"),
@@ -335,15 +387,18 @@ def _figures(
         series = {name: xy for name, xy in series.items() if xy[0]}
         if series:
             path = plot_lines(out / f"curves_{loss.removeprefix('valid_')}.png", series, xlabel="step", ylabel=label,
-                              title=f"Pretraining: {label}")  # fmt: skip
+                              title=f"Pretraining: {label} (seed {seeds[0]})")  # fmt: skip
             names.append(path.name)
-    path = plot_bars(out / "downstream.png", {n: m["accuracy"] for n, m in downstream.items()},
-                     ylabel="dev accuracy", title="Acceptability of held-out sentences after fine-tuning",
+    means = {
+        name: statistics.fmean(m["accuracy"] for m in runs.values()) for name, runs in downstream.items()
+    }
+    path = plot_bars(out / "downstream.png", means, ylabel=f"dev accuracy, mean of {len(seeds)} seeds",
+                     title="Acceptability of held-out sentences after fine-tuning",
                      reference=0.5, reference_label="chance")  # fmt: skip
     names.append(path.name)
     series = {f"{key}, train": _curve(r.history, "loss") for key, r in stability.items()}
     path = plot_lines(out / "stability.png", series, xlabel="step", ylabel="training loss (METRO objective)",
-                      title="Post-LN at a high learning rate: scaled vs plain initialisation", logy=True)  # fmt: skip
+                      title=f"Post-LN at a high learning rate: scaled vs plain init (seed {seeds[0]})", logy=True)  # fmt: skip
     names.append(path.name)
     return names
 
@@ -353,35 +408,48 @@ def _curve(history: list[dict[str, Any]], name: str) -> tuple[list[int], list[fl
     return [s for s, _ in points], [v for _, v in points]
 
 
+def _mean_sd(values: list[float], digits: int = 3) -> str:
+    """``mean ± sd`` of per-seed values (``—`` when none is finite)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "—"
+    spread = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return f"{statistics.fmean(finite):.{digits}f} ± {spread:.{digits}f}"
+
+
 def _write_tables(record: RunDir, plan: Plan, found: dict[str, Any]) -> None:
-    corpus, task = found["corpus"], found["task"]
+    corpus, task, seeds = found["corpus"], found["task"], found["seeds"]
     lines = [
         f"Corpus: {corpus['name']}, {corpus['tokens']['train']:,} training / {corpus['tokens']['valid']:,} held-out "
         f"tokens ({corpus['documents']['train']} / {corpus['documents']['valid']} documents). Every arm: "
         f"{plan.steps} steps × {plan.batch_size} sequences of {plan.seq_len} tokens, lr {plan.lr:g}, model "
-        + ", ".join(f"{k}={v}" for k, v in plan.model) + ".",
+        + ", ".join(f"{k}={v}" for k, v in plan.model) + f". Mean ± sd over seeds {', '.join(map(str, seeds))}.",
         "",
         "| arm | held-out MLM loss | RTD accuracy | trivial RTD accuracy | RTD AUC | tokens/s | downstream accuracy "
         "| downstream MCC |",
         "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
-    for name, summary in found["pretraining"].items():
-        final, down = summary["final_eval"], found["downstream"][name]
-        lines.append(
-            f"| {name} | {final.get('mlm_loss', math.nan):.3f} | {final.get('rtd_accuracy', math.nan):.3f} | "
-            f"{final.get('trivial_rtd_accuracy', math.nan):.3f} | {final.get('rtd_auc', math.nan):.3f} | "
-            f"{summary['tokens_per_second']:,.0f} | {down['accuracy']:.3f} | {down['matthews']:.3f} |"
-        )
-    random_init = found["downstream"]["random init"]
-    lines.append(f"| random init (no pretraining) | | | | | | {random_init['accuracy']:.3f} | "
-                 f"{random_init['matthews']:.3f} |")  # fmt: skip
+    for name in found["pretraining"]:
+        finals = [r["final_eval"] for r in _per_seed(found, "pretraining", name)]
+        down = _per_seed(found, "downstream", name)
+        speed = statistics.fmean(r["tokens_per_second"] for r in _per_seed(found, "pretraining", name))
+        cells = [_mean_sd([f.get(key, math.nan) for f in finals])
+                 for key in ("mlm_loss", "rtd_accuracy", "trivial_rtd_accuracy", "rtd_auc")]  # fmt: skip
+        lines.append(f"| {name} | {' | '.join(cells)} | {speed:,.0f} | {_mean_sd([d['accuracy'] for d in down])} | "
+                     f"{_mean_sd([d['matthews'] for d in down])} |")  # fmt: skip
+    random_init = _per_seed(found, "downstream", "random init")
+    lines.append(f"| random init (no pretraining) | | | | | | {_mean_sd([d['accuracy'] for d in random_init])} | "
+                 f"{_mean_sd([d['matthews'] for d in random_init])} |")  # fmt: skip
     lines += ["", f"Downstream task: {task['train']} training / {task['dev']} dev sentences, half with two words "
-              "swapped; fine-tuned " + f"{plan.finetune.epochs:g} epochs at lr {plan.finetune.lr:g} for every arm.",
-              "", f"Stability: {plan.stability_layers}-layer Post-LN METRO, lr {plan.stability_lr:g}, warm-up "
+              "swapped (drawn per seed); fine-tuned " + f"{plan.finetune.epochs:g} epochs at lr {plan.finetune.lr:g} "
+              "for every arm, the last epoch's model scored.", "",
+              f"Stability: {plan.stability_layers}-layer Post-LN METRO, lr {plan.stability_lr:g}, warm-up "
               f"{plan.stability_warmup} step(s), no gradient clipping, {plan.stability_steps} steps.", "",
-              "| initialisation | diverged at | held-out 50·RTD + CLM | RTD AUC |", "|---|---|---|---|"]  # fmt: skip
-    for key, summary in found["stability"].items():
-        final = summary["final_eval"]
-        lines.append(f"| {key} | {summary['diverged_at'] or '—'} | {_held_out_loss(summary):.3f} | "
-                     f"{final.get('rtd_auc', math.nan):.3f} |")  # fmt: skip
+              "| initialisation | seed | diverged at | held-out 50·RTD + CLM | RTD AUC |", "|---|---|---|---|---|"]  # fmt: skip
+    for key in found["stability"]:
+        for run_seed, summary in zip(seeds, _per_seed(found, "stability", key), strict=True):
+            untrained = found["stability_untrained_loss"][str(run_seed)]
+            final = summary["final_eval"]
+            lines.append(f"| {key} | {run_seed} | {summary['diverged_at'] or '—'} | "
+                         f"{_held_out_loss(summary, untrained):.3f} | {final.get('rtd_auc', math.nan):.3f} |")  # fmt: skip
     record.write_text("tables.md", "\n".join(lines) + "\n")
