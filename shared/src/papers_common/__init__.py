@@ -1,6 +1,6 @@
 """papers_common: the thin common layer of the papers packages.
 
-Seeds and devices, run directories, output paths checked where they enter, atomic writes, safe checkpoints, progress bars, the results/bench report
+Seeds and devices, the torchrun process context, run directories, output paths checked where they enter, atomic writes, safe checkpoints, progress bars, the results/bench report
 contract and a uniform command line; for the two PINN packages, their shared tanh MLP (with its exact forward
 Laplacian) and the Cole–Hopf reference of their common HJB benchmark. No training loops live here.
 
@@ -31,6 +31,7 @@ _EXPORTS = {
         "restore_rng",
     ],
     "colehopf": ["TestSet", "cole_hopf"],
+    "distributed": ["DistributedContext", "distributed_context", "join_process_group"],
     "errors": ["InputError", "OutputError", "SchemaError", "UnsafeCheckpointError"],
     "isolation": ["run_isolated", "emit_result"],
     "plotting": ["plot_lines", "plot_bars"],
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
         save_checkpoint,
     )
     from papers_common.colehopf import TestSet, cole_hopf
+    from papers_common.distributed import DistributedContext, distributed_context, join_process_group
     from papers_common.errors import InputError, OutputError, SchemaError, UnsafeCheckpointError
     from papers_common.isolation import emit_result, run_isolated
     from papers_common.mlp import MLP, MLPConfig

@@ -16,7 +16,6 @@ that folder alone is a usable model.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -38,13 +37,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from papers_common import (
     Checkpoint,
+    DistributedContext,
     InputError,
     Pretrained,
     RunDir,
     atomic_path,
+    distributed_context,
     latest_checkpoint,
     load_checkpoint,
-    pick_device,
     progress,
     resume_run,
     save_checkpoint,
@@ -150,64 +150,6 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- distributed
-
-
-@dataclass(frozen=True)
-class DistributedContext:
-    """Where this process stands: its ``rank`` among ``world_size`` processes and the device it trains on."""
-
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the one process that writes files and draws the progress bar."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def _environment_int(name: str, default: int) -> int:
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"environment variable {name}: expected an integer, got {text!r}") from None
-
-
-@contextlib.contextmanager
-def distributed_context(device: torch.device | str = "cpu") -> Iterator[DistributedContext]:
-    """The process group of a ``torchrun`` launch (``WORLD_SIZE`` > 1), or a single-process context.
-
-    Under ``torchrun`` the default process group is started from the launcher's environment (``RANK``,
-    ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) with NCCL on CUDA, where each process takes GPU
-    ``LOCAL_RANK``, and Gloo on CPU; it is destroyed on exit unless it was already running on entry.
-
-    Args:
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :func:`papers_common.pick_device`).
-    """
-    resolved = device if isinstance(device, torch.device) else pick_device(device)
-    world_size = _environment_int("WORLD_SIZE", 1)
-    if world_size <= 1:
-        yield DistributedContext(device=resolved)
-        return
-    rank = _environment_int("RANK", 0)
-    if resolved.type == "cuda":
-        resolved = torch.device("cuda", _environment_int("LOCAL_RANK", 0))
-        torch.cuda.set_device(resolved)
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
-    try:
-        yield DistributedContext(rank=rank, world_size=world_size, device=resolved)
-    finally:
-        if started:
-            dist.destroy_process_group()
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from metro_lm.configuration import MetroConfig
 from metro_lm.data import CorpusInfo, Mode, PackedDataset, build_corpus, corpus_files
 from metro_lm.tokenizer import Kind, load_tokenizer, train_tokenizer
-from metro_lm.train import Distributed, PretrainResult, TrainConfig, pretrain
-from papers_common import InputError
+from metro_lm.train import PretrainResult, TrainConfig, pretrain
+from papers_common import InputError, join_process_group
 
 LOGGER = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def pretrain_from_files(
 
     out = Path(out)
     files = corpus_files(paths, exclude=exclude)
-    dist = Distributed.from_environment(torch.device(device))
+    dist = join_process_group(device)
     tokenizer_dir = out / "tokenizer" if tokenizer is None else Path(tokenizer)
     seed = train.seed if train else 0
     if dist.is_main:  # the other processes wait, then read what it made

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -30,7 +30,14 @@ import torch
 
 from metro_lm.evaluation import pretraining_metrics
 from metro_lm.randomness import sequence_keys, splitmix64
-from papers_common import InputError, RunDir, progress, save_checkpoint
+from papers_common import (
+    DistributedContext,
+    InputError,
+    RunDir,
+    join_process_group,
+    progress,
+    save_checkpoint,
+)
 
 if TYPE_CHECKING:
     from metro_lm.data import PackedDataset
@@ -94,52 +101,6 @@ class TrainConfig:
                 f"batch_size {self.batch_size} must split evenly over {world_size} process(es) × "
                 f"{self.grad_accumulation} micro-batch(es)"
             )
-
-
-@dataclass
-class Distributed:
-    """This process's place in a ``torchrun`` job (world size 1 without one)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_environment(cls, device: torch.device) -> Distributed:
-        """Join the process group ``torchrun`` describes in the environment (gloo on CPU, nccl on CUDA)."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size == 1:
-            return cls(device=device)
-        import torch.distributed as dist
-
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
-
-    def mean(self, values: torch.Tensor) -> torch.Tensor:
-        """The mean of ``values`` over processes."""
-        if self.world_size == 1:
-            return values
-        import torch.distributed as dist
-
-        values = values.clone()
-        dist.all_reduce(values)
-        return values / self.world_size
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 @dataclass
@@ -217,7 +178,7 @@ def pretrain(
     """
     from metro_lm.data import SequenceStream
 
-    dist = Distributed.from_environment(torch.device(device))
+    dist = join_process_group(device)
     config.check(dist.world_size)
     run = RunDir(out)
     resolved = {"train": asdict(config), **(run_config or {}), "world_size": dist.world_size}
@@ -312,7 +273,7 @@ def pretrain(
 
 
 def _evaluate(
-    run: RunDir, model: MetroForPreTraining, valid: PackedDataset, config: TrainConfig, dist: Distributed,
+    run: RunDir, model: MetroForPreTraining, valid: PackedDataset, config: TrainConfig, dist: DistributedContext,
     step: int, history: list[dict[str, Any]],
 ) -> dict[str, float]:  # fmt: skip
     metrics: dict[str, float] = {}
@@ -326,7 +287,7 @@ def _evaluate(
 def _save(
     run: RunDir, step: int, model: MetroForPreTraining, optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler, stream: Any, resolved: dict[str, Any], config: TrainConfig,
-    dist: Distributed,
+    dist: DistributedContext,
 ) -> None:  # fmt: skip
     if dist.is_main:
         save_checkpoint(run.checkpoints, step, model, optimizer=optimizer, config=resolved, rng=False,
@@ -337,7 +298,7 @@ def _save(
 
 def _resume(
     run: RunDir, resolved: dict[str, Any], model: MetroForPreTraining, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, stream: Any, dist: Distributed,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, stream: Any, dist: DistributedContext,
 ) -> int:  # fmt: skip
     """Restore the newest checkpoint of ``run`` (every process reads it); returns the step to continue from."""
     from papers_common import resume_run
