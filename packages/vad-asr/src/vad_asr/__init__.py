@@ -1,0 +1,73 @@
+"""vad_asr: long-form speech recognition with any engine (VADOI; Wang, Tong, Guo, He, Maas; ICASSP 2022).
+
+Chunking policies (fixed windows, overlapping inference, VAD overlapping inference), seam merges (nearest-centre
+alignment with Soft-Match, and the Hugging Face and NeMo LCS rules), VAD backends (silero-vad, WebRTC, energy),
+engines (PocketSphinx, local Hugging Face checkpoints) and the long-form driver that reports its compute.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from vad_asr.alignment import SOFT_THRESHOLD, align, word_similarity
+from vad_asr.audio import TARGET_RATE, AudioFile, resample, write_audio
+from vad_asr.engines import Engine, HuggingFaceEngine, PocketSphinxEngine, make_engine
+from vad_asr.formats import to_ctm, to_srt
+from vad_asr.longform import Compute, Transcript, transcribe_long
+from vad_asr.merging import MERGES, merge_center, merge_lcs_midpoint, merge_lcs_nemo, merger
+from vad_asr.policies import POLICIES, Pause, Window, compute_ratio, plan_windows
+from vad_asr.vad import (
+    BACKENDS,
+    EnergyDetector,
+    SileroDetector,
+    Speech,
+    WebRTCDetector,
+    detect_speech,
+    pauses,
+)
+from vad_asr.words import Word, normalize_text, normalize_word
+
+try:
+    __version__ = version("vad-asr")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BACKENDS",
+    "MERGES",
+    "POLICIES",
+    "SOFT_THRESHOLD",
+    "TARGET_RATE",
+    "AudioFile",
+    "Compute",
+    "EnergyDetector",
+    "Engine",
+    "HuggingFaceEngine",
+    "Pause",
+    "PocketSphinxEngine",
+    "SileroDetector",
+    "Speech",
+    "Transcript",
+    "WebRTCDetector",
+    "Window",
+    "Word",
+    "__version__",
+    "align",
+    "compute_ratio",
+    "detect_speech",
+    "make_engine",
+    "merge_center",
+    "merge_lcs_midpoint",
+    "merge_lcs_nemo",
+    "merger",
+    "normalize_text",
+    "normalize_word",
+    "pauses",
+    "plan_windows",
+    "resample",
+    "to_ctm",
+    "to_srt",
+    "transcribe_long",
+    "word_similarity",
+    "write_audio",
+]

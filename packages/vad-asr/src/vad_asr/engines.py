@@ -1,0 +1,163 @@
+"""Speech recognisers behind one protocol: a chunk of 16 kHz audio in, words with chunk-relative times out.
+
+- :class:`PocketSphinxEngine`: CMU PocketSphinx with the US English acoustic model, language model and dictionary
+  that ship in its wheel (offline, no download).
+- :class:`HuggingFaceEngine`: a local ``transformers`` checkpoint folder, CTC (``AutoModelForCTC``: greedy decoding,
+  word times from the frames of their characters) or sequence-to-sequence (``AutoModelForSpeechSeq2Seq``: words
+  spread evenly over the chunk, as such models give no times).
+
+Any object with ``transcribe(samples, sample_rate) -> list[Word]`` is an engine; :func:`transcribe_long
+<vad_asr.longform.transcribe_long>` shifts its words to recording time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from papers_common import InputError
+from vad_asr.words import Word
+
+ENGINES = ("pocketsphinx", "hf")
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An ASR engine: ``(n,)`` float32 mono samples at ``sample_rate`` → words, times in seconds from the chunk start."""
+
+    def transcribe(self, samples: np.ndarray, sample_rate: int) -> list[Word]: ...
+
+
+def _pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class PocketSphinxEngine:
+    """PocketSphinx 5 (``pocketsphinx.Decoder``) with its bundled en-us model; 100 frames per second.
+
+    Fillers (``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``...) are dropped and alternative pronunciations
+    (``word(2)``) are reported as the word.
+    """
+
+    FRAME_RATE = 100
+
+    def __init__(self, sample_rate: int = 16_000) -> None:
+        import pocketsphinx
+
+        self.sample_rate = sample_rate
+        self._decoder = pocketsphinx.Decoder(samprate=sample_rate, loglevel="FATAL")
+
+    def transcribe(self, samples: np.ndarray, sample_rate: int) -> list[Word]:
+        if sample_rate != self.sample_rate:
+            raise InputError(f"PocketSphinx was set up for {self.sample_rate} Hz audio, got {sample_rate} Hz")
+        if len(samples) == 0:
+            return []
+        decoder = self._decoder
+        decoder.start_utt()
+        decoder.process_raw(_pcm16(samples), full_utt=True)
+        decoder.end_utt()
+        words = []
+        for segment in decoder.seg():
+            text = segment.word
+            if text.startswith(("<", "[")) or not text:
+                continue
+            text = text.split("(", 1)[0]
+            words.append(
+                Word(text, segment.start_frame / self.FRAME_RATE, (segment.end_frame + 1) / self.FRAME_RATE)
+            )
+        return words
+
+
+class HuggingFaceEngine:
+    """A local Hugging Face speech checkpoint (no download: ``local_files_only``).
+
+    Args:
+        model_dir: a folder written by ``save_pretrained`` holding the model and its processor (feature extractor
+            and tokenizer).
+        device: ``"cpu"`` or a CUDA device.
+    """
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCTC, AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        folder = Path(model_dir)
+        if not (folder / "config.json").is_file():
+            raise InputError(f"--model {folder}: not a Hugging Face model folder (no config.json)")
+        try:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+            self.processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+            architectures = config.architectures or []
+            self.is_ctc = any(a.endswith("ForCTC") for a in architectures)
+            loader = AutoModelForCTC if self.is_ctc else AutoModelForSpeechSeq2Seq
+            self.model = loader.from_pretrained(folder, local_files_only=True).to(device).eval()
+        except (OSError, ValueError, KeyError) as error:
+            raise InputError(f"--model {folder}: cannot load it ({str(error).splitlines()[0]})") from None
+        self.device = torch.device(device)
+        self.sample_rate = int(getattr(self.processor.feature_extractor, "sampling_rate", 16_000))
+
+    def transcribe(self, samples: np.ndarray, sample_rate: int) -> list[Word]:
+        import torch
+
+        if sample_rate != self.sample_rate:
+            raise InputError(f"the model expects {self.sample_rate} Hz audio, got {sample_rate} Hz")
+        if len(samples) == 0:
+            return []
+        inputs = self.processor(samples, sampling_rate=sample_rate, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            if self.is_ctc:
+                logits = self.model(**inputs).logits[0]
+                return self._ctc_words(logits.argmax(-1).cpu().numpy(), len(samples) / sample_rate)
+            ids = self.model.generate(**inputs)
+        text = self.processor.batch_decode(ids, skip_special_tokens=True)[0]
+        return spread_words(text.split(), 0.0, len(samples) / sample_rate)
+
+    def _ctc_words(self, ids: np.ndarray, duration: float) -> list[Word]:
+        """Greedy CTC: collapse repeats, drop blanks, split at the word delimiter; times from the frames."""
+        tokenizer = self.processor.tokenizer
+        blank = tokenizer.pad_token_id
+        delimiter = getattr(tokenizer, "word_delimiter_token", "|") or "|"
+        step = duration / max(len(ids), 1)
+        words: list[Word] = []
+        letters, start, end = [], 0.0, 0.0
+        previous = None
+        for frame, token in enumerate(ids.tolist()):
+            if token in (previous, blank):
+                previous = token
+                continue
+            previous = token
+            piece = tokenizer.convert_ids_to_tokens(token)
+            if piece == delimiter or piece in tokenizer.all_special_tokens:
+                if letters:
+                    words.append(Word("".join(letters), start, end))
+                letters = []
+                continue
+            if not letters:
+                start = frame * step
+            letters.append(piece)
+            end = (frame + 1) * step
+        if letters:
+            words.append(Word("".join(letters), start, end))
+        return words
+
+
+def spread_words(texts: list[str], start: float, end: float) -> list[Word]:
+    """Words without times laid evenly over ``[start, end)`` (weights: their lengths in characters)."""
+    if not texts:
+        return []
+    weights = np.array([len(t) + 1 for t in texts], dtype=float)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
+    return [Word(t, float(a), float(b)) for t, a, b in zip(texts, edges[:-1], edges[1:], strict=True)]
+
+
+def make_engine(name: str, *, model: str | Path | None = None, device: str = "cpu") -> Engine:
+    """An engine by name: ``pocketsphinx`` or ``hf`` (with ``model``, a local checkpoint folder)."""
+    if name == "pocketsphinx":
+        return PocketSphinxEngine()
+    if name == "hf":
+        if model is None:
+            raise InputError("--engine hf needs --model DIR, a local Hugging Face checkpoint folder")
+        return HuggingFaceEngine(model, device=device)
+    raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
