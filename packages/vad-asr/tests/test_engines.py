@@ -81,6 +81,54 @@ def test_a_local_hugging_face_ctc_checkpoint_is_an_engine(tiny_ctc, utterance):
     assert long.compute.engine_calls == len(long.windows) > 1
 
 
+@pytest.fixture(scope="module")
+def tiny_seq2seq(tmp_path_factory) -> str:
+    """A randomly initialised wav2vec2 → BERT encoder-decoder with a word vocabulary, saved like a user's own."""
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        SpeechEncoderDecoderConfig,
+        SpeechEncoderDecoderModel,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Processor,
+    )
+
+    folder = tmp_path_factory.mktemp("seq2seq")
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "ship", "sailed", "at", "noon"]
+    tokenizer = BertTokenizer(vocab={word: k for k, word in enumerate(vocabulary)})
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0,
+                                         do_normalize=True, return_attention_mask=False)  # fmt: skip
+    encoder = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 4),
+                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)  # fmt: skip
+    decoder = BertConfig(vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, is_decoder=True, add_cross_attention=True)  # fmt: skip
+    config = SpeechEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = 2, 0, 3
+    torch.manual_seed(0)
+    model = SpeechEncoderDecoderModel(config=config)
+    with torch.no_grad():  # make words likelier than the special tokens, so the random model writes some
+        model.decoder.cls.predictions.bias[5:] += 6.0
+    model.generation_config.decoder_start_token_id = 2
+    model.generation_config.max_new_tokens = 6
+    model.save_pretrained(folder)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return str(folder)
+
+
+def test_a_local_seq2seq_checkpoint_is_an_engine_with_words_spread_over_the_chunk(tiny_seq2seq, utterance):
+    engine = make_engine("hf", model=tiny_seq2seq)
+    assert not engine.is_ctc
+    words = engine.transcribe(utterance, 16_000)
+    duration = len(utterance) / 16_000
+    assert words
+    assert {w.text for w in words} <= {"the", "ship", "sailed", "at", "noon"}
+    assert words[0].start == 0.0
+    assert words[-1].end == pytest.approx(duration)
+
+
 def test_engine_errors_are_named(tmp_path):
     with pytest.raises(InputError, match="--engine hf needs --model"):
         make_engine("hf")

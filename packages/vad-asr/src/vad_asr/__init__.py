@@ -2,7 +2,8 @@
 
 Chunking policies (fixed windows, overlapping inference, VAD overlapping inference), seam merges (nearest-centre
 alignment with Soft-Match, and the Hugging Face and NeMo LCS rules), VAD backends (silero-vad, WebRTC, energy),
-engines (PocketSphinx, local Hugging Face checkpoints) and the long-form driver that reports its compute.
+engines (PocketSphinx, local Hugging Face checkpoints), the long-form driver that reports its compute, and
+long-form test sets (espeak-ng synthesis with word times, LibriSpeech chapters) with their evaluation.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ from importlib.metadata import PackageNotFoundError, version
 
 from vad_asr.alignment import SOFT_THRESHOLD, align, word_similarity
 from vad_asr.audio import TARGET_RATE, AudioFile, resample, write_audio
+from vad_asr.corpus import (
+    Recording,
+    SynthesisSettings,
+    build_librispeech,
+    load_corpus,
+    synthesize_corpus,
+    text_sentences,
+)
 from vad_asr.engines import Engine, HuggingFaceEngine, PocketSphinxEngine, make_engine
+from vad_asr.evaluation import Evaluation, evaluate_corpus, oracle_words, word_error_rate
 from vad_asr.formats import to_ctm, to_srt
 from vad_asr.longform import Compute, Transcript, transcribe_long
 from vad_asr.merging import MERGES, merge_center, merge_lcs_midpoint, merge_lcs_nemo, merger
 from vad_asr.policies import POLICIES, Pause, Window, compute_ratio, plan_windows
+from vad_asr.synthesis import Synthesizer, Utterance
 from vad_asr.vad import (
     BACKENDS,
     EnergyDetector,
@@ -42,19 +53,27 @@ __all__ = [
     "Compute",
     "EnergyDetector",
     "Engine",
+    "Evaluation",
     "HuggingFaceEngine",
     "Pause",
     "PocketSphinxEngine",
+    "Recording",
     "SileroDetector",
     "Speech",
+    "SynthesisSettings",
+    "Synthesizer",
     "Transcript",
+    "Utterance",
     "WebRTCDetector",
     "Window",
     "Word",
     "__version__",
     "align",
+    "build_librispeech",
     "compute_ratio",
     "detect_speech",
+    "evaluate_corpus",
+    "load_corpus",
     "make_engine",
     "merge_center",
     "merge_lcs_midpoint",
@@ -62,12 +81,16 @@ __all__ = [
     "merger",
     "normalize_text",
     "normalize_word",
+    "oracle_words",
     "pauses",
     "plan_windows",
     "resample",
+    "synthesize_corpus",
+    "text_sentences",
     "to_ctm",
     "to_srt",
     "transcribe_long",
+    "word_error_rate",
     "word_similarity",
     "write_audio",
 ]

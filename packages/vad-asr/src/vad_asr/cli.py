@@ -70,6 +70,91 @@ def transcribe(args: TranscribeArgs) -> None:
 
 
 @dataclass
+class SynthArgs:
+    text_dir: Path = option(help="folder of .txt files whose sentences are spoken (METADATA.txt left out)")
+    out: Path = option(
+        help="corpus folder to write (NAME.wav + NAME.json per recording, corpus.json)", output="dir"
+    )
+    minutes: float = option(30.0, help="total minutes of audio")
+    recording_minutes: float | None = option(None, help="minutes per recording (default: one recording)")
+    noise_db: float | None = option(None, help="white noise level in dBFS, e.g. -50 (default: none)")
+    short_pause_fraction: float = option(0.3, help="share of pauses shorter than VADOI's 0.3 s minimum")
+    seed: int = option(0, help="seed of sentence order, voices, speeds, pauses and noise")
+
+
+@app.command(
+    "corpus-synth", SynthArgs, help="make a synthetic long-form corpus with espeak-ng ('corpus synth')"
+)
+def corpus_synth(args: SynthArgs) -> None:
+    from vad_asr.corpus import SynthesisSettings, read_texts, synthesize_corpus, text_sentences
+
+    settings = SynthesisSettings(minutes=args.minutes, recording_minutes=args.recording_minutes,
+                                 noise_db=args.noise_db, short_pause_fraction=args.short_pause_fraction,
+                                 seed=args.seed)  # fmt: skip
+    settings.check()
+    made = synthesize_corpus(text_sentences(read_texts(args.text_dir)), args.out, settings)
+    print(f"wrote {len(made)} recording(s) to {args.out}")
+
+
+@dataclass
+class LibriSpeechArgs:
+    librispeech: Path = option(help="a local LibriSpeech split folder, e.g. LibriSpeech/test-clean")
+    out: Path = option(help="corpus folder to write", output="dir")
+    max_minutes: float | None = option(None, help="cap on each chapter's recording, minutes")
+
+
+@app.command(
+    "corpus-librispeech",
+    LibriSpeechArgs,
+    help="join each LibriSpeech chapter into one recording ('corpus librispeech')",
+)
+def corpus_librispeech(args: LibriSpeechArgs) -> None:
+    from vad_asr.corpus import build_librispeech
+
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputError(f"--max-minutes must be positive, got {args.max_minutes}")
+    made = build_librispeech(args.librispeech, args.out, max_minutes=args.max_minutes)
+    print(f"wrote {len(made)} recording(s) to {args.out}")
+
+
+@dataclass
+class EvaluateArgs:
+    corpus: Path = option(help="a corpus folder (vad-asr corpus synth / corpus librispeech)")
+    engine: str = option("pocketsphinx", help="'pocketsphinx' or 'hf' (with --model)")
+    model: Path | None = option(None, help="a local Hugging Face checkpoint folder (--engine hf)")
+    policy: Policy = option("vadoi", help=f"chunking policy: {', '.join(POLICIES)}")
+    merge: Merge = option("softmatch", help=f"seam merge: {', '.join(MERGES)}")
+    window: float = option(20.0, help="longest window L in seconds")
+    overlap: float | None = option(None, help="overlap ratio o (default: the policy's)")
+    vad: Backend = option("silero", help=f"VAD backend for vadoi: {', '.join(BACKENDS)}")
+    out: Path | None = option(None, help="write the evaluation as JSON here", output="file")
+    device: str = option("cpu", help="device of --engine hf")
+
+
+@app.command(
+    "evaluate", EvaluateArgs, help="WER and chunking-induced error rate of a policy and merge on a corpus"
+)
+def evaluate(args: EvaluateArgs) -> None:
+    from dataclasses import asdict
+
+    from papers_common import write_json
+    from vad_asr.engines import make_engine
+    from vad_asr.evaluation import evaluate_corpus
+
+    if not args.window > 0:
+        raise InputError(f"--window must be positive, got {args.window}")
+    engine = make_engine(args.engine, model=args.model, device=args.device)
+    result = evaluate_corpus(args.corpus, engine, policy=args.policy, merge=args.merge, window_s=args.window,
+                             overlap=args.overlap, vad=args.vad)  # fmt: skip
+    print(f"policy {args.policy}, merge {args.merge}, L = {args.window:g} s: WER {result.wer:.4f} "
+          f"(engine on oracle segments {result.oracle_wer:.4f}), chunking-induced error rate "
+          f"{result.chunking_error_rate:.4f}, compute ratio {result.compute_ratio:.3f}, "
+          f"{result.engine_calls} engine calls, real-time factor {result.real_time_factor:.3f}")  # fmt: skip
+    if args.out is not None:
+        write_json(args.out, asdict(result))
+
+
+@dataclass
 class ReproduceArgs:
     out: Path = option(
         Path("reports/vad-asr"), help="directory for results.json, results.md and figures", output="dir"
@@ -88,10 +173,12 @@ def reproduce(args: ReproduceArgs) -> None:
 
 
 def _positional_audio(argv: Sequence[str]) -> list[str]:
-    """``transcribe FILE ...`` → ``transcribe --audio FILE ...``."""
+    """``transcribe FILE ...`` → ``transcribe --audio FILE ...``; ``corpus synth`` → ``corpus-synth``."""
     argv = list(argv)
     if len(argv) >= 2 and argv[0] == "transcribe" and not argv[1].startswith("-"):
         argv.insert(1, "--audio")
+    if len(argv) >= 2 and argv[0] == "corpus" and argv[1] in ("synth", "librispeech"):
+        argv[:2] = [f"corpus-{argv[1]}"]
     return argv
 
 

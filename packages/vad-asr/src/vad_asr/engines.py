@@ -81,7 +81,11 @@ class HuggingFaceEngine:
 
     def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
         import torch
-        from transformers import AutoConfig, AutoModelForCTC, AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        try:
+            from transformers import AutoConfig, AutoModelForCTC, AutoModelForSpeechSeq2Seq, AutoProcessor
+        except ImportError:
+            raise InputError("--engine hf needs transformers: pip install 'vad-asr[transformers]'") from None
 
         folder = Path(model_dir)
         if not (folder / "config.json").is_file():
