@@ -9,8 +9,10 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)  # small models: one thread is fastest, and steady on a busy machine
 
 
 def espeak(text: str, *, speed: int = 165, voice: str = "en-us") -> np.ndarray:

@@ -106,3 +106,23 @@ def test_reproduce_says_when_it_arrives(capsys, tmp_path):
     code, _, err = run(["reproduce", "--out", str(tmp_path / "r")], capsys)
     assert code == 2
     assert "arrives in 0.2.0" in err
+
+
+def test_train_ctc_then_transcribe_with_it(tmp_path, capsys):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("The ship sailed at noon. A cold wind blew all day. She read the letter twice. "
+                                 "We walked home slowly. It rained all night long. The dog slept by the fire.")  # fmt: skip
+    code, out, _ = run(["train-ctc", "--text-dir", str(texts), "--out", str(tmp_path / "run"), "--steps", "2",
+                        "--batch-size", "2", "--channels", "16", "--blocks", "1", "--save-every", "1"], capsys)  # fmt: skip
+    assert code == 0
+    assert "trained 2 steps" in out
+    code, out, _ = run(["transcribe", str(SPEECH), "--engine", "ctc", "--model", str(tmp_path / "run" / "model"),
+                        "--policy", "fixed", "--window", "8", "--no-progress"], capsys)  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["compute"]["engine_calls"] == 2
+    code, _, err = run(
+        ["train-ctc", "--text-dir", str(texts), "--out", str(tmp_path / "r2"), "--steps", "0"], capsys
+    )
+    assert code == 2
+    assert "--steps must be at least 1" in err

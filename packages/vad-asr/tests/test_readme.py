@@ -40,7 +40,7 @@ def test_the_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_ctc: str) -> None:  # noqa: F811
     lines = [line for block in re.findall(r"```bash\n(.*?)```", section("CLI"), flags=re.S)
              for line in block.splitlines() if line.startswith("vad-asr ")]  # fmt: skip
-    assert len(lines) == 7
+    assert len(lines) == 8
     monkeypatch.chdir(tmp_path)
     shutil.copy(SPEECH, "speech.wav")
     shutil.copytree(tiny_ctc, "my-wav2vec2-checkpoint")
@@ -53,5 +53,6 @@ def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     for line in lines:
         assert app.main(_positional_audio(shlex.split(line)[1:])) == 0, line
     assert Path("speech.srt").read_text().startswith("1\n")
+    assert Path("speech-ctc.srt").read_text().startswith("1\n")
     assert json.loads(Path("overlap.json").read_text())["compute_ratio"] > 1.8
     assert Path("librispeech-long/84-121123.json").is_file()

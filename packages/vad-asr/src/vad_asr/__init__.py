@@ -3,7 +3,8 @@
 Chunking policies (fixed windows, overlapping inference, VAD overlapping inference), seam merges (nearest-centre
 alignment with Soft-Match, and the Hugging Face and NeMo LCS rules), VAD backends (silero-vad, WebRTC, energy),
 engines (PocketSphinx, local Hugging Face checkpoints), the long-form driver that reports its compute, and
-long-form test sets (espeak-ng synthesis with word times, LibriSpeech chapters) with their evaluation.
+long-form test sets (espeak-ng synthesis with word times, LibriSpeech chapters) with their evaluation, and a
+small CTC recogniser trained on espeak-ng speech.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vad_asr.corpus import (
     synthesize_corpus,
     text_sentences,
 )
+from vad_asr.ctc import CTCConfig, CTCEngine, CTCModel
 from vad_asr.engines import Engine, HuggingFaceEngine, PocketSphinxEngine, make_engine
 from vad_asr.evaluation import Evaluation, evaluate_corpus, oracle_words, word_error_rate
 from vad_asr.formats import to_ctm, to_srt
@@ -27,6 +29,7 @@ from vad_asr.longform import Compute, Transcript, transcribe_long
 from vad_asr.merging import MERGES, merge_center, merge_lcs_midpoint, merge_lcs_nemo, merger
 from vad_asr.policies import POLICIES, Pause, Window, compute_ratio, plan_windows
 from vad_asr.synthesis import Synthesizer, Utterance
+from vad_asr.training import TrainConfig, TrainResult, train_ctc
 from vad_asr.vad import (
     BACKENDS,
     EnergyDetector,
@@ -50,6 +53,9 @@ __all__ = [
     "SOFT_THRESHOLD",
     "TARGET_RATE",
     "AudioFile",
+    "CTCConfig",
+    "CTCEngine",
+    "CTCModel",
     "Compute",
     "EnergyDetector",
     "Engine",
@@ -62,6 +68,8 @@ __all__ = [
     "Speech",
     "SynthesisSettings",
     "Synthesizer",
+    "TrainConfig",
+    "TrainResult",
     "Transcript",
     "Utterance",
     "WebRTCDetector",
@@ -89,6 +97,7 @@ __all__ = [
     "text_sentences",
     "to_ctm",
     "to_srt",
+    "train_ctc",
     "transcribe_long",
     "word_error_rate",
     "word_similarity",

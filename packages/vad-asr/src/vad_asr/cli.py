@@ -27,7 +27,9 @@ class TranscribeArgs:
     audio: Path = option(
         help="the recording (WAV, FLAC, OGG...; any rate and channel count); also positional"
     )
-    engine: str = option("pocketsphinx", help="'pocketsphinx' (bundled English model) or 'hf' (with --model)")
+    engine: str = option(
+        "pocketsphinx", help="'pocketsphinx' (bundled English model), 'hf' or 'ctc' (with --model)"
+    )
     model: Path | None = option(
         None, help="a local Hugging Face CTC or seq2seq checkpoint folder (--engine hf)"
     )
@@ -120,8 +122,10 @@ def corpus_librispeech(args: LibriSpeechArgs) -> None:
 @dataclass
 class EvaluateArgs:
     corpus: Path = option(help="a corpus folder (vad-asr corpus synth / corpus librispeech)")
-    engine: str = option("pocketsphinx", help="'pocketsphinx' or 'hf' (with --model)")
-    model: Path | None = option(None, help="a local Hugging Face checkpoint folder (--engine hf)")
+    engine: str = option("pocketsphinx", help="'pocketsphinx', 'hf' or 'ctc' (with --model)")
+    model: Path | None = option(
+        None, help="a Hugging Face checkpoint (--engine hf) or train-ctc model folder (--engine ctc)"
+    )
     policy: Policy = option("vadoi", help=f"chunking policy: {', '.join(POLICIES)}")
     merge: Merge = option("softmatch", help=f"seam merge: {', '.join(MERGES)}")
     window: float = option(20.0, help="longest window L in seconds")
@@ -152,6 +156,43 @@ def evaluate(args: EvaluateArgs) -> None:
           f"{result.engine_calls} engine calls, real-time factor {result.real_time_factor:.3f}")  # fmt: skip
     if args.out is not None:
         write_json(args.out, asdict(result))
+
+
+@dataclass
+class TrainCTCArgs:
+    text_dir: Path = option(help="folder of .txt files whose sentences are spoken for training")
+    out: Path = option(help="run folder: checkpoints, train_log.jsonl, model/ at the end (resumed when rerun)",
+                       output="dir")  # fmt: skip
+    steps: int = option(2000, help="optimizer steps")
+    batch_size: int = option(8, help="utterances per step (each 2-15 s)")
+    lr: float = option(2e-3, help="peak AdamW learning rate")
+    channels: int = option(192, help="model width C")
+    blocks: int = option(6, help="separable-convolution blocks")
+    save_every: int = option(200, help="steps between checkpoints (and held-out CER)")
+    seed: int = option(0, help="seed of the model and of every utterance drawn")
+    threads: int | None = option(1, help="torch CPU threads (one is often fastest on a busy 2-core machine)")
+
+
+@app.command(
+    "train-ctc", TrainCTCArgs, help="train the CTC engine on espeak-ng speech of your text (resumable)"
+)
+def train_ctc_command(args: TrainCTCArgs) -> None:
+    from vad_asr.corpus import read_texts, text_sentences
+    from vad_asr.ctc import CTCConfig
+    from vad_asr.training import TrainConfig, train_ctc
+
+    model_config = CTCConfig(channels=args.channels, blocks=args.blocks)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, save_every=args.save_every,
+                         seed=args.seed)  # fmt: skip
+    model_config.check()
+    config.check()
+    result = train_ctc(
+        text_sentences(read_texts(args.text_dir)), args.out, model_config=model_config, config=config
+    )
+    print(
+        f"trained {result.steps} steps in {result.seconds:.0f} s: loss {result.loss:.3f}, held-out CER "
+        f"{result.valid_cer:.3f}; model in {result.model_dir}"
+    )
 
 
 @dataclass

@@ -20,7 +20,7 @@ import numpy as np
 from papers_common import InputError
 from vad_asr.words import Word
 
-ENGINES = ("pocketsphinx", "hf")
+ENGINES = ("pocketsphinx", "hf", "ctc")
 
 
 @runtime_checkable
@@ -157,9 +157,14 @@ def spread_words(texts: list[str], start: float, end: float) -> list[Word]:
 
 
 def make_engine(name: str, *, model: str | Path | None = None, device: str = "cpu") -> Engine:
-    """An engine by name: ``pocketsphinx`` or ``hf`` (with ``model``, a local checkpoint folder)."""
+    """An engine by name: ``pocketsphinx``, ``hf`` (``model``: a local checkpoint folder) or ``ctc`` (``model``: a
+    folder written by ``vad-asr train-ctc``; ``None``: the model that ships in the package)."""
     if name == "pocketsphinx":
         return PocketSphinxEngine()
+    if name == "ctc":
+        from vad_asr.ctc import CTCEngine
+
+        return CTCEngine(model, device=device) if model is not None else CTCEngine.shipped(device=device)
     if name == "hf":
         if model is None:
             raise InputError("--engine hf needs --model DIR, a local Hugging Face checkpoint folder")
