@@ -28,6 +28,7 @@ from vad_asr.formats import to_ctm, to_srt
 from vad_asr.longform import Compute, Transcript, transcribe_long
 from vad_asr.merging import MERGES, merge_center, merge_lcs_midpoint, merge_lcs_nemo, merger
 from vad_asr.policies import POLICIES, Pause, Window, compute_ratio, plan_windows
+from vad_asr.stride import transcribe_strided
 from vad_asr.synthesis import Synthesizer, Utterance
 from vad_asr.training import TrainConfig, TrainResult, train_ctc
 from vad_asr.vad import (
@@ -99,6 +100,7 @@ __all__ = [
     "to_srt",
     "train_ctc",
     "transcribe_long",
+    "transcribe_strided",
     "word_error_rate",
     "word_similarity",
     "write_audio",
