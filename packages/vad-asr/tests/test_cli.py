@@ -65,6 +65,12 @@ def test_ctm_and_srt(tmp_path, capsys):
         (lambda p: shutil.copy(SPEECH, p), ["--window", "0"], "--window must be positive"),
         (lambda p: shutil.copy(SPEECH, p), ["--overlap", "1.5"], "--overlap must lie in"),
         (lambda p: shutil.copy(SPEECH, p), ["--engine", "hf"], "--engine hf needs --model"),
+        (lambda p: shutil.copy(SPEECH, p), ["--engine", "ctc", "--device", "tpu"], "--device: expected"),
+        (
+            lambda p: shutil.copy(SPEECH, p),
+            ["--engine", "ctc", "--model", "missing-folder"],
+            "not a readable vad-asr CTC model",
+        ),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, capsys, make, extra, message):
@@ -126,3 +132,21 @@ def test_train_ctc_then_transcribe_with_it(tmp_path, capsys):
     )
     assert code == 2
     assert "--steps must be at least 1" in err
+
+
+def test_corpus_flags_are_checked(tmp_path, capsys):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("The ship sailed at noon. A cold wind blew all day.")
+    code, _, err = run(["corpus", "synth", "--text-dir", str(texts), "--out", str(tmp_path / "c"), "--noise-db", "6"],
+                       capsys)  # fmt: skip
+    assert code == 2
+    assert "--noise-db is a level below full scale" in err
+    code, _, err = run(
+        ["corpus", "synth", "--text-dir", str(tmp_path / "none"), "--out", str(tmp_path / "c")], capsys
+    )
+    assert code == 2
+    assert "not a folder" in err
+    code, _, err = run(["evaluate", "--corpus", str(texts), "--engine", "ctc"], capsys)
+    assert code == 2
+    assert "no recordings" in err

@@ -81,6 +81,8 @@ class SynthesisSettings:
             raise InputError(
                 f"pause ranges must be 0 <= low <= high, got {self.pauses} and {self.short_pauses}"
             )
+        if self.noise_db is not None and not self.noise_db <= 0.0:
+            raise InputError(f"--noise-db is a level below full scale, at most 0 dBFS, got {self.noise_db}")
         if not 0.0 <= self.short_pause_fraction <= 1.0:
             raise InputError(f"the short-pause share must lie in [0, 1], got {self.short_pause_fraction}")
         if not self.voices:

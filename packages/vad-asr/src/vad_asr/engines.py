@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from papers_common import InputError
+from papers_common import InputError, pick_device
 from vad_asr.words import Word
 
 ENGINES = ("pocketsphinx", "hf", "ctc")
@@ -159,8 +159,11 @@ def spread_words(texts: list[str], start: float, end: float) -> list[Word]:
 def make_engine(name: str, *, model: str | Path | None = None, device: str = "cpu") -> Engine:
     """An engine by name: ``pocketsphinx``, ``hf`` (``model``: a local checkpoint folder) or ``ctc`` (``model``: a
     folder written by ``vad-asr train-ctc``; ``None``: the model that ships in the package)."""
+    if name not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
     if name == "pocketsphinx":
         return PocketSphinxEngine()
+    device = str(pick_device(device))  # a bad or missing device is named here, before any model loads
     if name == "ctc":
         from vad_asr.ctc import CTCEngine
 
