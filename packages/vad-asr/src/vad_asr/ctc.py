@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -149,33 +150,47 @@ def output_frames(lengths: torch.Tensor) -> torch.Tensor:
 SECONDS_PER_FRAME = HOP * SUBSAMPLING / SAMPLE_RATE  # 0.04
 
 
-def greedy_words(log_probs: np.ndarray) -> list[Word]:
-    """Best-path decoding of ``(T, 29)`` log-probabilities into words timed from their characters' frames."""
-    best = log_probs.argmax(-1)
+def best_path_words(
+    ids: Sequence[int], piece: Callable[[int], str | None], *, blank: int, seconds_per_frame: float
+) -> list[Word]:
+    """Greedy CTC words from per-frame best token ids: repeats collapse, blanks drop, and a token whose ``piece``
+    is ``None`` (a word delimiter or special token) ends the word. A word spans the frames of its first to its
+    last token (repeats included), each ``seconds_per_frame`` long."""
     words: list[Word] = []
     letters: list[str] = []
     first = last = 0
-    previous = BLANK
-    for frame, token in enumerate(best.tolist()):
-        if token != previous and token != BLANK:
-            character = ALPHABET[token - 1]
-            if character == " ":
-                if letters:
-                    words.append(
-                        Word("".join(letters), first * SECONDS_PER_FRAME, (last + 1) * SECONDS_PER_FRAME)
-                    )
-                letters = []
-            else:
-                if not letters:
-                    first = frame
-                letters.append(character)
+    previous = blank
+
+    def close() -> None:
+        if letters:
+            words.append(Word("".join(letters), first * seconds_per_frame, (last + 1) * seconds_per_frame))
+            letters.clear()
+
+    for frame, token in enumerate(ids):
+        if token == blank:
+            previous = token
+            continue
+        if token == previous:
+            if letters:
                 last = frame
-        elif token == previous and token != BLANK and letters:
-            last = frame
+            continue
         previous = token
-    if letters:
-        words.append(Word("".join(letters), first * SECONDS_PER_FRAME, (last + 1) * SECONDS_PER_FRAME))
+        text = piece(token)
+        if text is None:
+            close()
+            continue
+        if not letters:
+            first = frame
+        letters.append(text)
+        last = frame
+    close()
     return words
+
+
+def greedy_words(log_probs: np.ndarray) -> list[Word]:
+    """Best-path decoding of ``(T, 29)`` log-probabilities into words timed from their characters' frames."""
+    return best_path_words(log_probs.argmax(-1).tolist(), lambda k: None if k == 1 else ALPHABET[k - 1],
+                           blank=BLANK, seconds_per_frame=SECONDS_PER_FRAME)  # fmt: skip
 
 
 SHIPPED = Path(__file__).parent / "weights" / "ctc"

@@ -119,32 +119,19 @@ class HuggingFaceEngine:
         return spread_words(text.split(), 0.0, len(samples) / sample_rate)
 
     def _ctc_words(self, ids: np.ndarray, duration: float) -> list[Word]:
-        """Greedy CTC: collapse repeats, drop blanks, split at the word delimiter; times from the frames."""
+        """Greedy CTC over the tokenizer's pieces; its word delimiter and special tokens end a word."""
+        from vad_asr.ctc import best_path_words
+
         tokenizer = self.processor.tokenizer
-        blank = tokenizer.pad_token_id
         delimiter = getattr(tokenizer, "word_delimiter_token", "|") or "|"
-        step = duration / max(len(ids), 1)
-        words: list[Word] = []
-        letters, start, end = [], 0.0, 0.0
-        previous = None
-        for frame, token in enumerate(ids.tolist()):
-            if token in (previous, blank):
-                previous = token
-                continue
-            previous = token
-            piece = tokenizer.convert_ids_to_tokens(token)
-            if piece == delimiter or piece in tokenizer.all_special_tokens:
-                if letters:
-                    words.append(Word("".join(letters), start, end))
-                letters = []
-                continue
-            if not letters:
-                start = frame * step
-            letters.append(piece)
-            end = (frame + 1) * step
-        if letters:
-            words.append(Word("".join(letters), start, end))
-        return words
+        special = set(tokenizer.all_special_tokens) | {delimiter}
+
+        def piece(token: int) -> str | None:
+            text = tokenizer.convert_ids_to_tokens(token)
+            return None if text in special else text
+
+        return best_path_words(ids.tolist(), piece, blank=tokenizer.pad_token_id,
+                               seconds_per_frame=duration / max(len(ids), 1))  # fmt: skip
 
 
 def spread_words(texts: list[str], start: float, end: float) -> list[Word]:
