@@ -71,6 +71,22 @@ def test_ctm_and_srt(tmp_path, capsys):
             ["--engine", "ctc", "--model", "missing-folder"],
             "not a readable vad-asr CTC model",
         ),
+        (lambda p: shutil.copy(SPEECH, p), ["--decoder", "greedy"], "--decoder applies to --engine ctc only"),
+        (
+            lambda p: shutil.copy(SPEECH, p),
+            ["--engine", "ctc", "--lm", "missing.arpa"],
+            "missing.arpa is not a file",
+        ),
+        (
+            lambda p: shutil.copy(SPEECH, p),
+            ["--engine", "ctc", "--beam-width", "0"],
+            "--beam-width must be at least 1",
+        ),
+        (
+            lambda p: shutil.copy(SPEECH, p),
+            ["--engine", "ctc", "--decoder", "best"],
+            "--decoder must be one of",
+        ),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, capsys, make, extra, message):
@@ -123,6 +139,17 @@ def test_train_ctc_then_transcribe_with_it(tmp_path, capsys):
                         "--batch-size", "2", "--channels", "16", "--blocks", "1", "--save-every", "1"], capsys)  # fmt: skip
     assert code == 0
     assert "trained 2 steps" in out
+    assert (tmp_path / "run" / "model" / "lm.arpa.gz").is_file()  # the word model of its training text
+    code, out, _ = run(["build-lm", "--text-dir", str(texts), "--out", str(tmp_path / "own.arpa")], capsys)
+    assert code == 0
+    assert "bigrams" in out
+    code, out, _ = run(["transcribe", str(SPEECH), "--engine", "ctc", "--lm", str(tmp_path / "own.arpa"),
+                        "--beam-width", "4", "--policy", "fixed", "--no-progress"], capsys)  # fmt: skip
+    assert code == 0
+    code, _, err = run(["build-lm", "--text-dir", str(texts), "--out", str(tmp_path), "--min-bigram-count", "1"],
+                       capsys)  # fmt: skip
+    assert code == 2
+    assert "--out" in err
     code, out, _ = run(["transcribe", str(SPEECH), "--engine", "ctc", "--model", str(tmp_path / "run" / "model"),
                         "--policy", "fixed", "--window", "8", "--no-progress"], capsys)  # fmt: skip
     assert code == 0

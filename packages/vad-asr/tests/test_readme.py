@@ -38,9 +38,10 @@ def test_the_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_ctc: str) -> None:  # noqa: F811
-    lines = [line for block in re.findall(r"```bash\n(.*?)```", section("CLI"), flags=re.S)
+    lines = [line for name in ("CLI", "The CTC engine")
+             for block in re.findall(r"```bash\n(.*?)```", section(name), flags=re.S)
              for line in block.splitlines() if line.startswith("vad-asr ")]  # fmt: skip
-    assert len(lines) == 8
+    assert len(lines) == 10
     monkeypatch.chdir(tmp_path)
     shutil.copy(SPEECH, "speech.wav")
     shutil.copytree(tiny_ctc, "my-wav2vec2-checkpoint")
@@ -56,3 +57,4 @@ def test_the_cli_lines_run_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     assert Path("speech-ctc.srt").read_text().startswith("1\n")
     assert json.loads(Path("overlap.json").read_text())["compute_ratio"] > 1.8
     assert Path("librispeech-long/84-121123.json").is_file()
+    assert Path("my-words.arpa.gz").is_file()

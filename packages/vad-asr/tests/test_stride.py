@@ -22,6 +22,7 @@ class EdgeBlindEngine(CTCEngine):
 
     def __init__(self) -> None:
         self.model = CTCModel(CTCConfig(channels=8, blocks=0))
+        self.lm = None
 
     def log_probs(self, samples: np.ndarray) -> np.ndarray:
         start = round(float(samples[0]) * N)

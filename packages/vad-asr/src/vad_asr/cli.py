@@ -43,6 +43,13 @@ class TranscribeArgs:
     min_pause: float = option(0.3, help="shortest pause VADOI cuts at, seconds")
     format: Format = option("json", help=f"output format: {', '.join(FORMATS)}")
     out: Path | None = option(None, help="output file (default: standard output)", output="file")
+    decoder: str | None = option(
+        None, help="--engine ctc decoding: 'beam' (default; word bigram model) or 'greedy'"
+    )
+    lm: Path | None = option(
+        None, help="ARPA word model for --decoder beam (default: the model folder's lm.arpa.gz)"
+    )
+    beam_width: int | None = option(None, help="hypotheses kept per frame by --decoder beam (default 16)")
     device: str = option("cpu", help="device of --engine hf")
     progress: bool = option(True, help="a progress bar over the windows (on standard error)")
 
@@ -60,7 +67,8 @@ def transcribe(args: TranscribeArgs) -> None:
         raise InputError(f"--overlap must lie in [0, 1), got {args.overlap}")
     if not args.min_pause > 0:
         raise InputError(f"--min-pause must be positive, got {args.min_pause}")
-    engine = make_engine(args.engine, model=args.model, device=args.device)
+    engine = make_engine(args.engine, model=args.model, device=args.device, decoder=args.decoder, lm=args.lm,
+                         beam_width=args.beam_width)  # fmt: skip
     result = transcribe_long(args.audio, engine, policy=args.policy, merge=args.merge, window_s=args.window,
                              overlap=args.overlap, vad=args.vad, min_pause_s=args.min_pause,
                              show_progress=args.progress)  # fmt: skip
@@ -132,6 +140,13 @@ class EvaluateArgs:
     overlap: float | None = option(None, help="overlap ratio o (default: the policy's)")
     vad: Backend = option("silero", help=f"VAD backend for vadoi: {', '.join(BACKENDS)}")
     out: Path | None = option(None, help="write the evaluation as JSON here", output="file")
+    decoder: str | None = option(
+        None, help="--engine ctc decoding: 'beam' (default; word bigram model) or 'greedy'"
+    )
+    lm: Path | None = option(
+        None, help="ARPA word model for --decoder beam (default: the model folder's lm.arpa.gz)"
+    )
+    beam_width: int | None = option(None, help="hypotheses kept per frame by --decoder beam (default 16)")
     device: str = option("cpu", help="device of --engine hf")
 
 
@@ -147,7 +162,8 @@ def evaluate(args: EvaluateArgs) -> None:
 
     if not args.window > 0:
         raise InputError(f"--window must be positive, got {args.window}")
-    engine = make_engine(args.engine, model=args.model, device=args.device)
+    engine = make_engine(args.engine, model=args.model, device=args.device, decoder=args.decoder, lm=args.lm,
+                         beam_width=args.beam_width)  # fmt: skip
     result = evaluate_corpus(args.corpus, engine, policy=args.policy, merge=args.merge, window_s=args.window,
                              overlap=args.overlap, vad=args.vad)  # fmt: skip
     print(f"policy {args.policy}, merge {args.merge}, L = {args.window:g} s: WER {result.wer:.4f} "
@@ -193,6 +209,25 @@ def train_ctc_command(args: TrainCTCArgs) -> None:
         f"trained {result.steps} steps in {result.seconds:.0f} s: loss {result.loss:.3f}, held-out CER "
         f"{result.valid_cer:.3f}; model in {result.model_dir}"
     )
+
+
+@dataclass
+class BuildLMArgs:
+    text_dir: Path = option(help="folder of .txt files (the text the CTC model was trained on)")
+    out: Path = option(help="the ARPA file to write (gzip-compressed when it ends in .gz)", output="file")
+    min_bigram_count: int = option(2, help="bigrams seen fewer times are left to the back-off")
+
+
+@app.command("build-lm", BuildLMArgs, help="a word bigram model (ARPA) for --decoder beam from your text")
+def build_lm(args: BuildLMArgs) -> None:
+    from vad_asr.corpus import read_texts, text_sentences
+    from vad_asr.ngram import WordLM
+
+    if args.min_bigram_count < 1:
+        raise InputError(f"--min-bigram-count must be at least 1, got {args.min_bigram_count}")
+    lm = WordLM.from_texts(text_sentences(read_texts(args.text_dir)), min_bigram_count=args.min_bigram_count)
+    lm.save_arpa(args.out)
+    print(f"{len(lm.unigram)} words, {len(lm.bigram)} bigrams: {args.out}")
 
 
 @dataclass

@@ -6,8 +6,9 @@ Architecture (:class:`CTCConfig` fixes it; the saved ``config.json`` rebuilds it
     → N × [depthwise Conv1d k15 → LayerNorm → pointwise C→2C → GELU → 2C→C, residual]
     → LayerNorm → Linear → (B, T/4, 29) log-probabilities over blank, space, apostrophe and a–z
 
-Trained with CTC (Graves et al., 2006). :class:`CTCEngine` decodes greedily (best path: collapse repeats, drop
-blanks) and times each word from the frames of its first and last characters, so it plugs into
+Trained with CTC (Graves et al., 2006). :class:`CTCEngine` decodes by prefix beam search with the word bigram
+model stored beside the weights (``lm.arpa.gz``, :mod:`vad_asr.beam`) or greedily (best path: collapse repeats,
+drop blanks), and times each word from the frames of its first and last characters, so it plugs into
 :func:`~vad_asr.longform.transcribe_long` like any engine.
 """
 
@@ -18,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,13 +28,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from papers_common import InputError, atomic_path
+from vad_asr.beam import BeamSettings, beam_search_words
 from vad_asr.features import HOP, N_MELS, SAMPLE_RATE, LogMel, frame_count
+from vad_asr.ngram import WordLM
 from vad_asr.words import Word
 
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"  # index 0 is the CTC blank, so character k has id k + 1
 BLANK = 0
 SUBSAMPLING = 4
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+CONFIG_FILE, WEIGHTS_FILE, LM_FILE = "config.json", "model.safetensors", "lm.arpa.gz"
+DECODERS = ("beam", "greedy")
 
 
 def encode_text(text: str) -> list[int]:
@@ -198,20 +203,56 @@ SHIPPED = Path(__file__).parent / "weights" / "ctc"
 
 
 class CTCEngine:
-    """The in-package CTC model as an engine (greedy decoding; CPU by default)."""
+    """The in-package CTC model as an engine (CPU by default).
 
-    def __init__(self, model: CTCModel | str | Path, device: str = "cpu") -> None:
+    Args:
+        model: a :class:`CTCModel` or a model folder (``vad-asr train-ctc``'s ``model/``).
+        decoder: ``"beam"`` (prefix beam search with a word bigram model) or ``"greedy"`` (best path).
+        lm: the word model for ``"beam"``: a :class:`~vad_asr.ngram.WordLM`, an ARPA file, or ``None`` for the
+            model folder's ``lm.arpa.gz`` (built from the training text by ``train-ctc``).
+        beam: :class:`~vad_asr.beam.BeamSettings` (defaults when ``None``).
+    """
+
+    def __init__(
+        self,
+        model: CTCModel | str | Path,
+        device: str = "cpu",
+        *,
+        decoder: str = "beam",
+        lm: WordLM | str | Path | None = None,
+        beam: BeamSettings | None = None,
+    ) -> None:
+        if decoder not in DECODERS:
+            raise InputError(f"--decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.beam = beam or BeamSettings()
+        self.beam.check()
         self.model = (model if isinstance(model, CTCModel) else CTCModel.load(model)).to(device).eval()
         self.device = torch.device(device)
+        self.lm: WordLM | None = None
+        if decoder == "beam":
+            if lm is None:
+                if isinstance(model, CTCModel):
+                    raise InputError("beam decoding needs a word model: pass lm (an ARPA file or WordLM)")
+                lm = Path(model) / LM_FILE
+                if not lm.is_file():
+                    raise InputError(f"{model} holds no {LM_FILE}; pass --lm FILE.arpa or --decoder greedy")
+            self.lm = lm if isinstance(lm, WordLM) else WordLM.load_arpa(lm)
 
     @classmethod
-    def shipped(cls, device: str = "cpu") -> CTCEngine:
-        """The model trained on espeak-ng speech that ships in the package."""
+    def shipped(cls, device: str = "cpu", **decoding: Any) -> CTCEngine:
+        """The model trained on espeak-ng speech that ships in the package, with its word model."""
         if not (SHIPPED / WEIGHTS_FILE).is_file():
             raise InputError(
                 "this vad-asr build ships no CTC model; pass --model DIR (a vad-asr train-ctc folder)"
             )
-        return cls(SHIPPED, device=device)
+        return cls(SHIPPED, device=device, **decoding)
+
+    def decode(self, log_probs: np.ndarray) -> list[Word]:
+        """Words from ``(T, 29)`` log-probabilities with this engine's decoder."""
+        if self.lm is None:
+            return greedy_words(log_probs)
+        return beam_search_words(log_probs, self.lm, ALPHABET, seconds_per_frame=SECONDS_PER_FRAME,
+                                 settings=self.beam)  # fmt: skip
 
     def log_probs(self, samples: np.ndarray) -> np.ndarray:
         """``(n,)`` samples at 16 kHz → ``(T', 29)`` log-probabilities."""
@@ -225,4 +266,4 @@ class CTCEngine:
             raise InputError(f"the CTC model expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
         if len(samples) < HOP * SUBSAMPLING:
             return []
-        return greedy_words(self.log_probs(samples))
+        return self.decode(self.log_probs(samples))

@@ -143,11 +143,43 @@ def spread_words(texts: list[str], start: float, end: float) -> list[Word]:
     return [Word(t, float(a), float(b)) for t, a, b in zip(texts, edges[:-1], edges[1:], strict=True)]
 
 
-def make_engine(name: str, *, model: str | Path | None = None, device: str = "cpu") -> Engine:
+def make_engine(
+    name: str,
+    *,
+    model: str | Path | None = None,
+    device: str = "cpu",
+    decoder: str | None = None,
+    lm: str | Path | None = None,
+    beam_width: int | None = None,
+) -> Engine:
     """An engine by name: ``pocketsphinx``, ``hf`` (``model``: a local checkpoint folder) or ``ctc`` (``model``: a
-    folder written by ``vad-asr train-ctc``; ``None``: the model that ships in the package)."""
+    folder written by ``vad-asr train-ctc``; ``None``: the model that ships in the package).
+
+    ``decoder`` (``beam``, the default, or ``greedy``), ``lm`` (an ARPA word model; default: the model folder's
+    ``lm.arpa.gz``) and ``beam_width`` apply to ``ctc`` only."""
     if name not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
+    if name != "ctc":
+        for flag, value in (("--decoder", decoder), ("--lm", lm), ("--beam-width", beam_width)):
+            if value is not None:
+                raise InputError(f"{flag} applies to --engine ctc only")
+    if name == "pocketsphinx":
+        return PocketSphinxEngine()
+    device = str(pick_device(device))  # a bad or missing device is named here, before any model loads
+    if name == "ctc":
+        from vad_asr.beam import BeamSettings
+        from vad_asr.ctc import CTCEngine
+
+        decoding = {"decoder": decoder or "beam", "lm": lm,
+                    "beam": BeamSettings() if beam_width is None else BeamSettings(width=beam_width)}  # fmt: skip
+        if model is None:
+            return CTCEngine.shipped(device=device, **decoding)
+        return CTCEngine(model, device=device, **decoding)
+    if name == "hf":
+        if model is None:
+            raise InputError("--engine hf needs --model DIR, a local Hugging Face checkpoint folder")
+        return HuggingFaceEngine(model, device=device)
+    raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
     if name == "pocketsphinx":
         return PocketSphinxEngine()
     device = str(pick_device(device))  # a bad or missing device is named here, before any model loads

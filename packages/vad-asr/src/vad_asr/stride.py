@@ -17,7 +17,7 @@ import numpy as np
 
 from papers_common import InputError
 from vad_asr.audio import TARGET_RATE, AudioFile
-from vad_asr.ctc import CTCEngine, greedy_words, output_frames
+from vad_asr.ctc import CTCEngine, output_frames
 from vad_asr.features import HOP
 from vad_asr.longform import Compute, Transcript
 from vad_asr.policies import Window
@@ -65,7 +65,7 @@ def transcribe_strided(
         if last:
             break
         start += step
-    words = greedy_words(merged)
+    words = engine.decode(merged)
     wall = time.perf_counter() - started
     audio_s = n / TARGET_RATE
     decoded = sum(w.length for w in windows) / TARGET_RATE

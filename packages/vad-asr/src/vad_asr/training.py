@@ -31,8 +31,9 @@ from papers_common import (
     write_json,
 )
 from vad_asr.corpus import VOICES
-from vad_asr.ctc import CTCConfig, CTCEngine, CTCModel, decode_ids, encode_text
+from vad_asr.ctc import LM_FILE, CTCConfig, CTCEngine, CTCModel, decode_ids, encode_text
 from vad_asr.features import SAMPLE_RATE
+from vad_asr.ngram import WordLM
 from vad_asr.synthesis import Synthesizer
 
 LOG_FILE = "train_log.jsonl"
@@ -159,7 +160,7 @@ def _schedule(step: int, config: TrainConfig) -> float:
 
 def evaluate_cer(model: CTCModel, items: Sequence[tuple[np.ndarray, str]]) -> float:
     """Mean character error rate of greedy decoding on ``(audio, text)`` items."""
-    engine = CTCEngine(model)
+    engine = CTCEngine(model, decoder="greedy")
     was_training = model.training
     model.eval()
     rates = [character_error_rate(text, " ".join(w.text for w in engine.transcribe(audio, SAMPLE_RATE)))
@@ -175,7 +176,8 @@ def train_ctc(
     model_config: CTCConfig | None = None,
     config: TrainConfig | None = None,
 ) -> TrainResult:
-    """Train (or resume) a CTC model on ``sentences`` spoken by espeak-ng; the final model goes to ``out/model``.
+    """Train (or resume) a CTC model on ``sentences`` spoken by espeak-ng; the final model goes to ``out/model``
+    with the word bigram model of its training sentences (``lm.arpa.gz``, for beam decoding).
 
     The first ``config.valid_sentences`` sentences after a seeded shuffle (at most a fifth of them) are held out
     and spoken once each, by seeded voices and speeds, to report CER.
@@ -251,6 +253,7 @@ def train_ctc(
     bar.close()
     model.eval()
     model_dir = model.save(out / "model")
+    WordLM.from_texts(train).save_arpa(model_dir / LM_FILE)  # the word model of --decoder beam
     cer = evaluate_cer(model, valid)
     write_json(out / "summary.json", {"steps": config.steps, "loss": loss_value, "valid_cer": cer,
                                       "seconds": time.perf_counter() - started})  # fmt: skip
