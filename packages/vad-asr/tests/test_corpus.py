@@ -125,3 +125,26 @@ def test_a_missing_espeak_ng_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(synthesis.ctypes.util, "find_library", lambda name: None)
     with pytest.raises(InputError, match="apt-get install espeak-ng"):
         synthesis.Synthesizer()
+
+
+def test_seam_errors_count_only_the_words_near_a_seam():
+    from vad_asr.evaluation import seam_errors, seam_times
+    from vad_asr.policies import Window
+    from vad_asr.words import Word
+
+    reference = [
+        Word(t, float(k), k + 0.5)
+        for k, t in enumerate(["one", "two", "three", "four", "five", "six", "seven", "eight"])
+    ]
+    windows = [Window(0, 16_000 * 4, "start"), Window(16_000 * 3, 16_000 * 8, "overlap")]
+    assert seam_times(windows) == [3.5]  # the middle of the shared second
+    assert seam_times([Window(0, 16_000 * 4, "start"), Window(16_000 * 4, 16_000 * 8, "clean")]) == [4.0]
+    # "four" (mid 3.25) and "five" (4.25) lie within 1 s of 3.5; "three" (2.25) does not
+    assert seam_errors(reference, "one two three four five six seven eight", [3.5]) == (0, 2)
+    assert seam_errors(reference, "one two tree for five six seven ate", [3.5]) == (
+        1,
+        2,
+    )  # only "for" is near
+    assert seam_errors(reference, "one two three four four five six seven eight", [3.5]) == (1, 2)  # inserted
+    assert seam_errors(reference, "one two three six seven eight", [3.5]) == (2, 2)  # both deleted
+    assert seam_errors(reference, "one two three six seven eight", [0.5]) == (0, 2)
