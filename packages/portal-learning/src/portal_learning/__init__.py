@@ -1,0 +1,47 @@
+"""portal_learning: chemical–protein interaction prediction on unseen protein families (Portal Learning; Cai, Xie et
+al., 2021).
+
+Interaction records from CSV/TSV exports, the four-way out-of-cluster split (OOD-train, IID-dev, OOD-dev,
+OOD-test), an offline benchmark of synthetic protein families with real molecules, global metrics, and a linear
+baseline.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from portal_learning.baselines import composition, linear_baseline
+from portal_learning.metrics import average_precision, classification_metrics, f1, minibatch_average, roc_auc
+from portal_learning.records import Interaction, ReadResult, read_interactions, write_interactions
+from portal_learning.splits import SPLITS, Split, SplitSettings, cluster_sequences, four_way_split
+from portal_learning.synthetic import Benchmark, SynthSettings, generate, morgan_fingerprints, nci_smiles
+
+try:
+    __version__ = version("portal-learning")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "SPLITS",
+    "Benchmark",
+    "Interaction",
+    "ReadResult",
+    "Split",
+    "SplitSettings",
+    "SynthSettings",
+    "__version__",
+    "average_precision",
+    "classification_metrics",
+    "cluster_sequences",
+    "composition",
+    "f1",
+    "four_way_split",
+    "generate",
+    "linear_baseline",
+    "minibatch_average",
+    "morgan_fingerprints",
+    "nci_smiles",
+    "read_interactions",
+    "roc_auc",
+    "write_interactions",
+]

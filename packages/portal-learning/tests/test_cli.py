@@ -1,0 +1,73 @@
+"""The CLI runs synth → split → baseline as the README shows, and bad input gets one line."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from portal_learning.cli import app
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def run(argv, capsys):
+    code = app.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
+    section = README.read_text(encoding="utf-8").split("## CLI", 1)[1].split("\n## ", 1)[0]
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S) for line in block.splitlines()
+             if line.startswith("portal-learning ")]  # fmt: skip
+    assert len(lines) == 3
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        if (
+            argv[0] == "synth"
+        ):  # the README's 40 families, with fewer molecules and pairs to keep the test short
+            argv += ["--molecules", "300", "--pairs-per-member", "10"]
+        code, _out, err = run(argv, capsys)
+        assert code == 0, (line, err)
+    metrics = json.loads(Path("data/baseline.json").read_text())
+    assert set(metrics) == {"ood_train", "iid_dev", "ood_dev", "ood_test"}
+    assert Path("data/contacts.csv").read_text().startswith("protein,contact_positions")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["synth", "--out", "d", "--families", "1"], "--families must be at least 4"),
+        (["split", "--data", "missing.csv"], "missing.csv: no such file"),
+        (["split", "--data", "pairs.csv", "--ood-test", "2"], "--ood-test must lie in"),
+        (["reproduce"], "arrives in 0.2.0"),
+    ],
+)
+def test_bad_input_gives_one_line(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    Path("pairs.csv").write_text("smiles,sequence,label\nCCO,MKT,1\n")
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_split_made_for_other_data_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert (
+        run(
+            ["synth", "--out", "a", "--families", "6", "--molecules", "100", "--pairs-per-member", "6"],
+            capsys,
+        )[0]
+        == 0
+    )
+    assert run(["synth", "--out", "b", "--families", "6", "--molecules", "100", "--pairs-per-member", "6",
+                "--seed", "1"], capsys)[0] == 0  # fmt: skip
+    assert run(["split", "--data", "a/pairs.csv"], capsys)[0] == 0
+    code, _, err = run(["baseline", "--data", "b/pairs.csv", "--split", "a/split.json"], capsys)
+    assert code == 2
+    assert "made for other records" in err
