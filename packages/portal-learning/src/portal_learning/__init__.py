@@ -2,15 +2,15 @@
 al., 2021).
 
 Interaction records from CSV/TSV exports, the four-way out-of-cluster split (OOD-train, IID-dev, OOD-dev,
-OOD-test), an offline benchmark of synthetic protein families with real molecules, global metrics, and a linear
-baseline.
+OOD-test), an offline benchmark of synthetic protein families with real molecules, global metrics, a linear
+baseline and the benchmark's bilinear pocket reference.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from portal_learning.baselines import composition, linear_baseline
+from portal_learning.baselines import composition, linear_baseline, pocket_reference
 from portal_learning.metrics import average_precision, classification_metrics, f1, minibatch_average, roc_auc
 from portal_learning.records import Interaction, ReadResult, read_interactions, write_interactions
 from portal_learning.splits import SPLITS, Split, SplitSettings, cluster_sequences, four_way_split
@@ -41,6 +41,7 @@ __all__ = [
     "minibatch_average",
     "morgan_fingerprints",
     "nci_smiles",
+    "pocket_reference",
     "read_interactions",
     "roc_auc",
     "write_interactions",
