@@ -60,10 +60,16 @@ def test_claims_follow_from_the_measured_rows(report):
     ratio = vadoi["compute_ratio"] / oi["compute_ratio"]
     assert claims["ctc-2-compute"].ours == pytest.approx(ratio)
     assert claims["ctc-2-compute"].holds == (ratio <= 0.8)
-    assert claims["ctc-3-seams"].holds == (oi["seam_errors"] < exact["seam_errors"])
+    soft = [r for r in rows if r["engine"] == "ctc" and r["policy"] != "fixed" and r["merge"] == "softmatch"]
+    hard = [r for r in rows if r["engine"] == "ctc" and r["policy"] != "fixed" and r["merge"] == "center"]
+    assert len(soft) == len(hard) == 3  # partial 0.25, OI-50, VADOI
+    assert claims["ctc-3-seams"].holds == (
+        sum(r["seam_errors"] for r in soft) < sum(r["seam_errors"] for r in hard)
+    )
+    assert exact["compute_ratio"] == pytest.approx(oi["compute_ratio"])  # the same windows
     assert 1.7 < oi["compute_ratio"] < 2.1  # 2 less the last window's share
     assert fixed["compute_ratio"] == pytest.approx(1.0)
     # flipping a measurement flips the claim
     worse = [dict(r, wer=1.0) if (r["engine"], r["policy"], r["merge"]) == ("ctc", "overlap", "softmatch") else r
              for r in rows]  # fmt: skip
-    assert not {c.id: c for c in engine_claims(worse, "ctc", 5.0)}["ctc-1-wer"].holds
+    assert not {c.id: c for c in engine_claims(worse, "ctc", 5.0, MINI)}["ctc-1-wer"].holds

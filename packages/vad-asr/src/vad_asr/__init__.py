@@ -4,7 +4,7 @@ Chunking policies (fixed windows, overlapping inference, VAD overlapping inferen
 alignment with Soft-Match, and the Hugging Face and NeMo LCS rules), VAD backends (silero-vad, WebRTC, energy),
 engines (PocketSphinx, local Hugging Face checkpoints), the long-form driver that reports its compute, and
 long-form test sets (espeak-ng synthesis with word times, LibriSpeech chapters) with their evaluation, and a
-small CTC recogniser trained on espeak-ng speech.
+small CTC recogniser trained on espeak-ng speech with lexicon beam decoding.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from vad_asr.alignment import SOFT_THRESHOLD, align, word_similarity
 from vad_asr.audio import TARGET_RATE, AudioFile, resample, write_audio
+from vad_asr.beam import BeamSettings, beam_search_words
 from vad_asr.corpus import (
     Recording,
     SynthesisSettings,
@@ -23,10 +24,18 @@ from vad_asr.corpus import (
 )
 from vad_asr.ctc import CTCConfig, CTCEngine, CTCModel
 from vad_asr.engines import Engine, HuggingFaceEngine, PocketSphinxEngine, make_engine
-from vad_asr.evaluation import Evaluation, evaluate_corpus, oracle_words, word_error_rate
+from vad_asr.evaluation import (
+    Evaluation,
+    evaluate_corpus,
+    oracle_words,
+    seam_errors,
+    seam_times,
+    word_error_rate,
+)
 from vad_asr.formats import to_ctm, to_srt
 from vad_asr.longform import Compute, Transcript, transcribe_long
 from vad_asr.merging import MERGES, merge_center, merge_lcs_midpoint, merge_lcs_nemo, merger
+from vad_asr.ngram import WordLM
 from vad_asr.policies import POLICIES, Pause, Window, compute_ratio, plan_windows
 from vad_asr.stride import transcribe_strided
 from vad_asr.synthesis import Synthesizer, Utterance
@@ -54,6 +63,7 @@ __all__ = [
     "SOFT_THRESHOLD",
     "TARGET_RATE",
     "AudioFile",
+    "BeamSettings",
     "CTCConfig",
     "CTCEngine",
     "CTCModel",
@@ -76,8 +86,10 @@ __all__ = [
     "WebRTCDetector",
     "Window",
     "Word",
+    "WordLM",
     "__version__",
     "align",
+    "beam_search_words",
     "build_librispeech",
     "compute_ratio",
     "detect_speech",
@@ -94,6 +106,8 @@ __all__ = [
     "pauses",
     "plan_windows",
     "resample",
+    "seam_errors",
+    "seam_times",
     "synthesize_corpus",
     "text_sentences",
     "to_ctm",
