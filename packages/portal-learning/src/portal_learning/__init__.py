@@ -3,7 +3,8 @@ al., 2021).
 
 Interaction records from CSV/TSV exports, the four-way out-of-cluster split (OOD-train, IID-dev, OOD-dev,
 OOD-test), an offline benchmark of synthetic protein families with real molecules, global metrics, a linear
-baseline and the benchmark's bilinear pocket reference.
+baseline and the benchmark's bilinear pocket reference, and the interaction model (GIN or fingerprint MLP, protein
+CNN, attentive bilinear head).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from portal_learning.baselines import composition, linear_baseline, pocket_reference
+from portal_learning.featurize import GraphBatch, batch_graphs, mol_graph, residue_tokens
 from portal_learning.metrics import average_precision, classification_metrics, f1, minibatch_average, roc_auc
+from portal_learning.model import GIN, CPIConfig, CPIModel, ProteinCNN
 from portal_learning.records import Interaction, ReadResult, read_interactions, write_interactions
 from portal_learning.splits import SPLITS, Split, SplitSettings, cluster_sequences, four_way_split
 from portal_learning.synthetic import Benchmark, SynthSettings, generate, morgan_fingerprints, nci_smiles
@@ -22,15 +25,21 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = [
+    "GIN",
     "SPLITS",
     "Benchmark",
+    "CPIConfig",
+    "CPIModel",
+    "GraphBatch",
     "Interaction",
+    "ProteinCNN",
     "ReadResult",
     "Split",
     "SplitSettings",
     "SynthSettings",
     "__version__",
     "average_precision",
+    "batch_graphs",
     "classification_metrics",
     "cluster_sequences",
     "composition",
@@ -39,10 +48,12 @@ __all__ = [
     "generate",
     "linear_baseline",
     "minibatch_average",
+    "mol_graph",
     "morgan_fingerprints",
     "nci_smiles",
     "pocket_reference",
     "read_interactions",
+    "residue_tokens",
     "roc_auc",
     "write_interactions",
 ]
