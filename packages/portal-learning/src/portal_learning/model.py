@@ -1,7 +1,7 @@
 """The chemical–protein interaction model: a chemical encoder, a protein encoder and the attentive bilinear head.
 
 - Chemical: a GIN (Xu et al., 2019) in the pretrain-gnns form (Hu et al., 2020) — per layer
-  h_v ← MLP(Σ_{u ∈ N(v) ∪ {v}} (h_u + e_uv)), BatchNorm, ReLU (not after the last), dropout; JK = last — with
+  h_v ← MLP(Σ over u in N(v) and v itself of (h_u + e_uv)), BatchNorm, ReLU (not after the last), dropout; JK = last — with
   scatter-sum aggregation over a whole batch of molecules (no per-molecule loop); or an MLP over the Morgan
   fingerprint (one "position").
 - Protein: residue embeddings through residual 1-D convolutions (a CNN, one of the paper's protein-encoder
