@@ -4,7 +4,7 @@ al., 2021).
 Interaction records from CSV/TSV exports, the four-way out-of-cluster split (OOD-train, IID-dev, OOD-dev,
 OOD-test), an offline benchmark of synthetic protein families with real molecules, global metrics, a linear
 baseline and the benchmark's bilinear pocket reference, and the interaction model (GIN or fingerprint MLP, protein
-CNN, attentive bilinear head).
+CNN, attentive bilinear head) with ERM training and stress model selection.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from portal_learning.model import GIN, CPIConfig, CPIModel, ProteinCNN
 from portal_learning.records import Interaction, ReadResult, read_interactions, write_interactions
 from portal_learning.splits import SPLITS, Split, SplitSettings, cluster_sequences, four_way_split
 from portal_learning.synthetic import Benchmark, SynthSettings, generate, morgan_fingerprints, nci_smiles
+from portal_learning.train import SELECTIONS, TrainConfig, TrainResult, train_erm
 
 try:
     __version__ = version("portal-learning")
@@ -26,6 +27,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "GIN",
+    "SELECTIONS",
     "SPLITS",
     "Benchmark",
     "CPIConfig",
@@ -37,6 +39,8 @@ __all__ = [
     "Split",
     "SplitSettings",
     "SynthSettings",
+    "TrainConfig",
+    "TrainResult",
     "__version__",
     "average_precision",
     "batch_graphs",
@@ -55,5 +59,6 @@ __all__ = [
     "read_interactions",
     "residue_tokens",
     "roc_auc",
+    "train_erm",
     "write_interactions",
 ]

@@ -108,6 +108,133 @@ def baseline(args: BaselineArgs) -> None:
 
 
 @dataclass
+class TrainArgs:
+    data: Path = option(help="interaction CSV/TSV")
+    split: Path = option(help="split JSON written by portal-learning split")
+    out: Path = option(help="run folder (resumed when rerun with the same settings)", output="dir")
+    method: str = option("erm", help="'erm' (meta-learning, 'fomaml', arrives in 0.2.0)")
+    select: str = option(
+        "ood-dev", help="the model kept as model/: 'ood-dev' (stress selection) or 'iid-dev'"
+    )
+    chemical: str = option(
+        "gin", help="chemical encoder: 'gin' (molecular graph) or 'fingerprint' (Morgan MLP)"
+    )
+    epochs: int = option(10, help="passes over OOD-train")
+    batch_size: int = option(64, help="pairs per step")
+    lr: float = option(1e-3, help="Adam learning rate")
+    gin_layers: int = option(5, help="GIN layers")
+    gin_hidden: int = option(300, help="GIN width (and the fingerprint MLP's)")
+    protein_channels: int = option(256, help="protein CNN channels")
+    seed: int = option(0, help="seed of the weights and the batch order")
+    threads: int | None = option(1, help="torch CPU threads")
+
+
+@app.command(
+    "train", TrainArgs, help="ERM on OOD-train with stress model selection on OOD-dev (and IID-dev beside it)"
+)
+def train(args: TrainArgs) -> None:
+    import shutil
+
+    from portal_learning.model import CPIConfig
+    from portal_learning.records import read_interactions
+    from portal_learning.splits import Split, records_digest
+    from portal_learning.train import TrainConfig, train_erm
+
+    if args.method != "erm":
+        raise InputError(
+            f"--method {args.method!r}: this version trains 'erm'; meta-learning arrives in 0.2.0"
+        )
+    model_config = CPIConfig(chemical=args.chemical, gin_layers=args.gin_layers, gin_hidden=args.gin_hidden,
+                             protein_channels=args.protein_channels)  # fmt: skip
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, select=args.select,
+                         seed=args.seed)  # fmt: skip
+    model_config.check()
+    config.check()
+    records = read_interactions(args.data).records
+    split_ = Split.load(args.split)
+    if split_.records_digest != records_digest(records):
+        raise InputError(
+            f"{args.split}: made for other records than {args.data}; run portal-learning split again"
+        )
+    result = train_erm(records, split_, args.out, model_config=model_config, config=config)
+    chosen = args.out / "model"
+    shutil.rmtree(chosen, ignore_errors=True)
+    shutil.copytree(args.out / f"model-{args.select}", chosen)
+    for selection, found in result.selected.items():
+        test = found["metrics"]["ood_test"]["roc_auc"]
+        print(f"selected on {selection}: epoch {found['epoch']}, {selection} ROC-AUC {found['selection_roc_auc']:.4f}, "
+              f"OOD-test {test:.4f}, deployment gap {found['deployment_gap']:+.4f}")  # fmt: skip
+    print(f"model ({args.select}-selected) in {chosen}")
+
+
+@dataclass
+class EvaluateArgs:
+    model: Path = option(help="a model folder (portal-learning train's model/)")
+    data: Path = option(help="interaction CSV/TSV with labels")
+    split: Path | None = option(None, help="split JSON: score each split (default: the whole file)")
+    out: Path | None = option(None, help="write the metrics as JSON here", output="file")
+
+
+@app.command("evaluate", EvaluateArgs, help="global ROC-AUC, PR-AUC and F1 of a model on labelled pairs")
+def evaluate(args: EvaluateArgs) -> None:
+    import numpy as np
+
+    from papers_common import write_json
+    from portal_learning.metrics import classification_metrics
+    from portal_learning.model import CPIModel
+    from portal_learning.records import read_interactions
+    from portal_learning.splits import SPLITS, Split, records_digest
+
+    model = CPIModel.from_pretrained(args.model)
+    records = read_interactions(args.data).records
+    parts = {"all": list(range(len(records)))}
+    if args.split is not None:
+        split_ = Split.load(args.split)
+        if split_.records_digest != records_digest(records):
+            raise InputError(f"{args.split}: made for other records than {args.data}")
+        parts = {name: split_.part(name) for name in SPLITS}
+    probabilities = model.predict([r.smiles for r in records], [r.sequence for r in records])
+    labels = np.array([r.label for r in records])
+    metrics = {
+        name: classification_metrics(labels[rows], probabilities[rows]) for name, rows in parts.items()
+    }
+    for name, values in metrics.items():
+        print(
+            f"{name:10s} ROC-AUC {values['roc_auc']:.4f}  PR-AUC {values['pr_auc']:.4f}  F1 {values['f1']:.4f}"
+        )
+    if args.out is not None:
+        write_json(args.out, metrics)
+
+
+@dataclass
+class PredictArgs:
+    model: Path = option(help="a model folder (portal-learning train's model/)")
+    data: Path = option(help="CSV/TSV with SMILES and sequence columns (labels not needed)")
+    out: Path = option(help="CSV to write: the input pairs with a probability column", output="file")
+
+
+@app.command("predict", PredictArgs, help="interaction probabilities for (SMILES, sequence) pairs")
+def predict(args: PredictArgs) -> None:
+    import csv
+
+    from papers_common import atomic_path
+    from portal_learning.model import CPIModel
+    from portal_learning.records import read_interactions
+
+    model = CPIModel.from_pretrained(args.model)
+    read = read_interactions(args.data, labelled=False)
+    probabilities = model.predict([r.smiles for r in read.records], [r.sequence for r in read.records])
+    with atomic_path(args.out) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "smiles", "protein", "probability"])
+        writer.writerows(
+            (r.line, r.smiles, r.protein, f"{p:.6f}")
+            for r, p in zip(read.records, probabilities, strict=True)
+        )
+    print(f"{len(read.records)} pairs scored ({len(read.rejected)} invalid left out): {args.out}")
+
+
+@dataclass
 class ReproduceArgs:
     out: Path = option(Path("reports/portal-learning"), help="directory for results", output="dir")
     quick: bool = option(True, help="the quick version (minutes on a CPU)", flags=("--quick", "--full"))
@@ -117,8 +244,8 @@ class ReproduceArgs:
 def reproduce(args: ReproduceArgs) -> None:
     from portal_learning.reproduce import AVAILABLE_IN
 
-    raise InputError(f"portal-learning reproduce arrives in {AVAILABLE_IN} with the encoders and meta-learning; "
-                     f"{__version__} provides synth, split and baseline")  # fmt: skip
+    raise InputError(f"portal-learning reproduce arrives in {AVAILABLE_IN} with meta-learning; "
+                     f"{__version__} provides synth, split, baseline, train, evaluate and predict")  # fmt: skip
 
 
 def main() -> None:

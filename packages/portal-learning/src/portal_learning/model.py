@@ -4,8 +4,9 @@
   h_v ← MLP(Σ over u in N(v) and v itself of (h_u + e_uv)), BatchNorm, ReLU (not after the last), dropout; JK = last — with
   scatter-sum aggregation over a whole batch of molecules (no per-molecule loop); or an MLP over the Morgan
   fingerprint (one "position").
-- Protein: residue embeddings through residual 1-D convolutions (a CNN, one of the paper's protein-encoder
-  options), one state per residue.
+- Protein: residue embeddings (plus learned position embeddings, as the paper's MSA-distilled sequences keep
+  their family alignment's positions) through residual 1-D convolutions (a CNN, one of the paper's
+  protein-encoder options), one state per residue.
 - Head (the paper's cross attention, our reading of it): A = tanh(C U Pᵀ) for chemical states C (n × d_c) and
   protein states P (L × d_p); each side's attention is a softmax over its positions of A summed over the other
   side's; the weighted sums are concatenated (d_c + d_p) → 128 → 64 (BatchNorm, ReLU, dropout 0.1) → 64 → 2
@@ -51,6 +52,7 @@ class CPIConfig:
     protein_layers: int = 3
     protein_kernel: int = 9
     max_length: int = 512
+    protein_positions: bool = True
     head_dropout: float = 0.1
     output_dropout: float = 0.2
 
@@ -111,11 +113,13 @@ def dense_atoms(states: torch.Tensor, batch: torch.Tensor, size: int) -> tuple[t
 
 
 class ProteinCNN(nn.Module):
-    """Residue embeddings through residual 1-D convolutions: ``(B, L)`` tokens → ``(B, L, channels)``."""
+    """Residue (and, with ``positions``, position) embeddings through residual 1-D convolutions: ``(B, L)`` tokens
+    → ``(B, L, channels)``."""
 
-    def __init__(self, embedding: int, channels: int, layers: int, kernel: int) -> None:
+    def __init__(self, embedding: int, channels: int, layers: int, kernel: int, positions: int = 0) -> None:
         super().__init__()
         self.embed = nn.Embedding(RESIDUE_VOCAB, embedding, padding_idx=0)
+        self.positions = nn.Embedding(positions, embedding) if positions else None
         self.project = nn.Conv1d(embedding, channels, 1)
         self.convs = nn.ModuleList(
             nn.Conv1d(channels, channels, kernel, padding=kernel // 2) for _ in range(layers)
@@ -124,7 +128,10 @@ class ProteinCNN(nn.Module):
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         keep = mask[:, None, :].float()
-        h = self.project(self.embed(tokens).transpose(1, 2)) * keep
+        x = self.embed(tokens)
+        if self.positions is not None:
+            x = x + self.positions(torch.arange(tokens.shape[1], device=tokens.device))
+        h = self.project(x.transpose(1, 2)) * keep
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = (h + torch.relu(norm(conv(h)))) * keep
         return h.transpose(1, 2)
@@ -149,7 +156,8 @@ class CPIModel(nn.Module, Pretrained):
         else:
             self.chemical = nn.Sequential(nn.Linear(c.fingerprint_bits, c.gin_hidden), nn.ReLU(),
                                           nn.Linear(c.gin_hidden, c.gin_hidden))  # fmt: skip
-        self.protein = ProteinCNN(c.protein_embedding, c.protein_channels, c.protein_layers, c.protein_kernel)
+        self.protein = ProteinCNN(c.protein_embedding, c.protein_channels, c.protein_layers, c.protein_kernel,
+                                  c.max_length if c.protein_positions else 0)  # fmt: skip
         self.bilinear = nn.Parameter(torch.randn(c.gin_hidden, c.protein_channels) / np.sqrt(c.gin_hidden))
         width = c.gin_hidden + c.protein_channels
         self.head = nn.Sequential(

@@ -50,7 +50,7 @@ class Interaction:
         smiles: the molecule as RDKit's canonical SMILES.
         sequence: the protein's residues (upper case).
         family: the protein family (Pfam id, cluster...); ``None`` when the file has none.
-        label: 1 for an interaction (active), 0 for none.
+        label: 1 for an interaction (active), 0 for none, -1 when unknown (a file read for prediction).
         protein: the protein's id (the sequence itself when the file names none).
         line: the line of the source file it came from (1 is the header).
     """
@@ -103,7 +103,7 @@ def canonical_smiles(smiles: str) -> str | None:
 
 
 def read_interactions(
-    path: str | Path, *, strict: bool = False, rejects: str | Path | None = None
+    path: str | Path, *, strict: bool = False, rejects: str | Path | None = None, labelled: bool = True
 ) -> ReadResult:
     """Read interaction records from a CSV or TSV file.
 
@@ -111,6 +111,7 @@ def read_interactions(
         path: the file; its header names the columns (see :data:`COLUMNS`).
         strict: an invalid row is an :class:`~papers_common.InputError` naming its line, instead of a reject.
         rejects: where to write the rejected rows (CSV: line, field, reason), when any.
+        labelled: the label column is required (``False``: optional, for prediction; missing labels are -1).
     """
     path = Path(path)
     if not path.is_file():
@@ -125,7 +126,7 @@ def read_interactions(
     rows = list(csv.reader(lines, delimiter=_delimiter(path, lines[0])))
     header = rows[0]
     where = {field: _find(header, field) for field in COLUMNS}
-    missing = [f for f in REQUIRED if where[f] is None]
+    missing = [f for f in REQUIRED if where[f] is None and (labelled or f != "label")]
     if missing:
         raise InputError(
             f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)[:120]})"
@@ -145,12 +146,12 @@ def read_interactions(
             smiles_cache[raw] = canonical_smiles(raw)
         smiles = smiles_cache[raw]
         sequence = cell["sequence"].upper().replace(" ", "")
-        label_text = cell["label"].lower()
+        label_text = cell["label"].lower() if "label" in cell else "-1"
         if smiles is None:
             problem = ("smiles", f"RDKit cannot parse {raw[:40]!r}")
         elif (why := check_sequence(sequence)) is not None:
             problem = ("sequence", why)
-        elif label_text not in TRUE_LABELS | FALSE_LABELS:
+        elif label_text != "-1" and label_text not in TRUE_LABELS | FALSE_LABELS:
             problem = ("label", f"{cell['label']!r} is not 0/1, true/false or active/inactive")
         if problem is not None:
             if strict:
@@ -159,7 +160,8 @@ def read_interactions(
             continue
         family = cell.get("family") or None
         protein = cell.get("protein") or sequence
-        records.append(Interaction(smiles, sequence, family, int(label_text in TRUE_LABELS), protein, number))  # type: ignore[arg-type]
+        label = -1 if label_text == "-1" else int(label_text in TRUE_LABELS)
+        records.append(Interaction(smiles, sequence, family, label, protein, number))  # type: ignore[arg-type]
     if rejects is not None and rejected:
         write_rejects(rejects, rejected)
     return ReadResult(records, rejected)
