@@ -23,7 +23,7 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
     section = README.read_text(encoding="utf-8").split("## CLI", 1)[1].split("\n## ", 1)[0]
     lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S) for line in block.splitlines()
              if line.startswith("portal-learning ")]  # fmt: skip
-    assert len(lines) == 6
+    assert len(lines) == 7
     monkeypatch.chdir(tmp_path)
     for line in lines:
         argv = shlex.split(line)[1:]
@@ -42,8 +42,10 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
                 "--protein-channels",
                 "24",
             ]
-        code, _out, err = run(argv, capsys)
+        code, out, err = run(argv, capsys)
         assert code == 0, (line, err)
+        if argv[0] == "compare":
+            assert "selected on ood-dev: erm" in out
     metrics = json.loads(Path("data/baseline.json").read_text())
     assert set(metrics) == {"ood_train", "iid_dev", "ood_dev", "ood_test"}
     assert Path("data/contacts.csv").read_text().startswith("protein,contact_positions")
@@ -69,6 +71,7 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
             "--select must be",
         ),
         (["evaluate", "--model", "nowhere", "--data", "pairs.csv"], "nowhere"),
+        (["compare", "--runs", "pairs.csv"], "not a folder"),
     ],
 )
 def test_bad_input_gives_one_line(tmp_path, monkeypatch, capsys, argv, message):

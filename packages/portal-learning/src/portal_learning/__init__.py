@@ -18,7 +18,7 @@ from portal_learning.model import GIN, CPIConfig, CPIModel, ProteinCNN
 from portal_learning.records import Interaction, ReadResult, read_interactions, write_interactions
 from portal_learning.splits import SPLITS, Split, SplitSettings, cluster_sequences, four_way_split
 from portal_learning.synthetic import Benchmark, SynthSettings, generate, morgan_fingerprints, nci_smiles
-from portal_learning.train import SELECTIONS, TrainConfig, TrainResult, train_erm
+from portal_learning.train import SELECTIONS, TrainConfig, TrainResult, compare_runs, train_erm
 
 try:
     __version__ = version("portal-learning")
@@ -46,6 +46,7 @@ __all__ = [
     "batch_graphs",
     "classification_metrics",
     "cluster_sequences",
+    "compare_runs",
     "composition",
     "f1",
     "four_way_split",

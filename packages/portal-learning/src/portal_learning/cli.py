@@ -168,6 +168,28 @@ def train(args: TrainArgs) -> None:
 
 
 @dataclass
+class CompareArgs:
+    runs: Path = option(help="a folder whose subfolders are portal-learning train runs")
+    on: str = option(
+        "ood-dev", help="rank by the model selected on 'ood-dev' (stress selection) or 'iid-dev'"
+    )
+
+
+@app.command(
+    "compare", CompareArgs, help="hyperparameter selection: rank finished runs by their OOD-dev ROC-AUC"
+)
+def compare(args: CompareArgs) -> None:
+    from portal_learning.train import compare_runs
+
+    ranked = compare_runs(args.runs, args.on)
+    print(f"{'run':24s} {'epoch':>5s} {args.on + ' ROC-AUC':>16s} {'OOD-test ROC-AUC':>17s} {'gap':>8s}")
+    for r in ranked:
+        print(f"{r['run']:24s} {r['epoch']:5d} {r['selection_roc_auc']:16.4f} {r['ood_test_roc_auc']:17.4f} "
+              f"{r['deployment_gap']:+8.4f}")  # fmt: skip
+    print(f"selected on {args.on}: {ranked[0]['run']}")
+
+
+@dataclass
 class EvaluateArgs:
     model: Path = option(help="a model folder (portal-learning train's model/)")
     data: Path = option(help="interaction CSV/TSV with labels")

@@ -187,3 +187,23 @@ def train_erm(
         handle.writelines(json.dumps(h) + "\n" for h in history)
     write_json(out / "summary.json", {"selected": best, "select": config.select})
     return TrainResult(best, history, time.perf_counter() - started, out)
+
+
+def compare_runs(folder: str | Path, on: str = "ood-dev") -> list[dict[str, Any]]:
+    """Hyperparameter selection: every finished run under ``folder`` (a ``summary.json`` in a subfolder), ranked by
+    the ROC-AUC of its model selected on ``on``, best first, with that model's OOD-test ROC-AUC and deployment gap."""
+    if on not in SELECTIONS:
+        raise InputError(f"--on must be one of {', '.join(SELECTIONS)}, got {on!r}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--runs {folder}: not a folder")
+    found = []
+    for summary in sorted(folder.glob("*/summary.json")):
+        chosen = json.loads(summary.read_text(encoding="utf-8"))["selected"][on]
+        settings = json.loads((summary.parent / "config.json").read_text(encoding="utf-8"))
+        found.append({"run": summary.parent.name, "epoch": chosen["epoch"], "selection_roc_auc": chosen["selection_roc_auc"],
+                      "ood_test_roc_auc": chosen["metrics"]["ood_test"]["roc_auc"],
+                      "deployment_gap": chosen["deployment_gap"], "settings": settings})  # fmt: skip
+    if not found:
+        raise InputError(f"--runs {folder}: no finished portal-learning train runs (no */summary.json)")
+    return sorted(found, key=lambda r: r["selection_roc_auc"], reverse=True)
