@@ -64,8 +64,18 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
         (["reproduce"], "arrives in 0.2.0"),
         (
             ["train", "--data", "pairs.csv", "--split", "s.json", "--out", "r", "--method", "fomaml"],
-            "arrives in 0.2.0",
+            "--method must be one of erm, ooc-fomaml",
         ),
+        (
+            ["train", "--data", "pairs.csv", "--split", "s.json", "--out", "r", "--inner-lr", "0"],
+            "--inner-lr",
+        ),
+        (
+            ["train", "--data", "pairs.csv", "--split", "s.json", "--out", "r", "--init", "nowhere"],
+            "--init nowhere",
+        ),
+        (["pretrain-protein", "--sequences", "bad.fasta", "--out", "p"], "bad.fasta:1: characters outside"),
+        (["structure", "--data", "pairs.csv", "--contacts", "missing.csv", "--out", "s"], "missing.csv"),
         (
             ["train", "--data", "pairs.csv", "--split", "s.json", "--out", "r", "--select", "test"],
             "--select must be",
@@ -77,6 +87,7 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
 def test_bad_input_gives_one_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     Path("pairs.csv").write_text("smiles,sequence,label\nCCO,MKT,1\n")
+    Path("bad.fasta").write_text(">p1\nMKT1\n")
     code, _, err = run(argv, capsys)
     assert code == 2
     assert message in err

@@ -9,7 +9,7 @@ import portal_learning.train as training
 import pytest
 from portal_learning import four_way_split
 from portal_learning.model import CPIConfig, CPIModel
-from portal_learning.train import TrainConfig, train_erm
+from portal_learning.train import TrainConfig, train_model
 
 TINY = CPIConfig(chemical="fingerprint", fingerprint_bits=512, gin_hidden=32, protein_embedding=16,
                  protein_channels=24, protein_layers=1, protein_kernel=5)  # fmt: skip
@@ -19,7 +19,7 @@ TINY = CPIConfig(chemical="fingerprint", fingerprint_bits=512, gin_hidden=32, pr
 def run(small, tmp_path_factory):
     split = four_way_split(small.records)
     out = tmp_path_factory.mktemp("erm")
-    return split, train_erm(
+    return split, train_model(
         small.records, split, out, model_config=TINY, config=TrainConfig(epochs=3, batch_size=64)
     )
 
@@ -59,14 +59,14 @@ def test_a_stopped_run_resumes_from_its_last_epoch(small, tmp_path, monkeypatch)
 
     monkeypatch.setattr(training, "save_checkpoint", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
-        train_erm(small.records, split, tmp_path, model_config=TINY, config=config)
+        train_model(small.records, split, tmp_path, model_config=TINY, config=config)
     monkeypatch.setattr(training, "save_checkpoint", saved)
     first = (tmp_path / "config.json").read_text()
-    result = train_erm(small.records, split, tmp_path, model_config=TINY, config=config)
+    result = train_model(small.records, split, tmp_path, model_config=TINY, config=config)
     assert [h["epoch"] for h in result.history] == [1, 2]  # epoch 1 was not trained again
     assert (tmp_path / "config.json").read_text() == first
     with pytest.raises(Exception, match="other settings or data"):
-        train_erm(small.records, split, tmp_path, model_config=TINY, config=TrainConfig(epochs=2, lr=0.5))
+        train_model(small.records, split, tmp_path, model_config=TINY, config=TrainConfig(epochs=2, lr=0.5))
 
 
 def test_a_short_erm_run_beats_chance_on_unseen_families(tmp_path):
@@ -76,7 +76,7 @@ def test_a_short_erm_run_beats_chance_on_unseen_families(tmp_path):
     split = four_way_split(benchmark.records)
     model = CPIConfig(chemical="fingerprint", gin_hidden=64, protein_embedding=32, protein_channels=64,
                       protein_layers=2)  # fmt: skip
-    result = train_erm(benchmark.records, split, tmp_path, model_config=model, config=TrainConfig(epochs=3))
+    result = train_model(benchmark.records, split, tmp_path, model_config=model, config=TrainConfig(epochs=3))
     chosen = result.selected["ood-dev"]
     assert (
         chosen["metrics"]["ood_test"]["roc_auc"] > 0.55
@@ -90,7 +90,7 @@ def test_runs_are_ranked_by_their_ood_dev_selected_model(small, tmp_path):
 
     split = four_way_split(small.records)
     for name, lr in (("slow", 1e-4), ("fast", 3e-3)):
-        train_erm(
+        train_model(
             small.records, split, tmp_path / name, model_config=TINY, config=TrainConfig(epochs=2, lr=lr)
         )
     ranked = compare_runs(tmp_path)

@@ -31,6 +31,15 @@ def test_pocketsphinx_returns_timed_words_inside_the_chunk(utterance):
     assert PocketSphinxEngine().transcribe(np.zeros(0, dtype=np.float32), 16_000) == []
 
 
+def test_pocketsphinx_words_do_not_depend_on_earlier_chunks(utterance):
+    """A chunk decodes the same whatever was decoded before it (here 3 s of loud noise)."""
+    fresh = PocketSphinxEngine().transcribe(utterance, 16_000)
+    engine = PocketSphinxEngine()
+    rng = np.random.default_rng(0)
+    engine.transcribe(0.5 * rng.standard_normal(48_000).astype(np.float32), 16_000)
+    assert engine.transcribe(utterance, 16_000) == fresh
+
+
 @pytest.fixture(scope="module")
 def tiny_ctc(tmp_path_factory) -> str:
     """A randomly initialised wav2vec2 CTC checkpoint with a character vocabulary, saved like a user's own."""

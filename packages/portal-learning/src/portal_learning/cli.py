@@ -1,4 +1,5 @@
-"""``portal-learning``: make a benchmark, split interaction data, fit the linear baseline (argument parsing only)."""
+"""``portal-learning``: make a benchmark, split interaction data, baselines, step-wise transfer, training with
+stress model selection, evaluation and prediction (argument parsing only)."""
 
 from __future__ import annotations
 
@@ -90,14 +91,10 @@ def baseline(args: BaselineArgs) -> None:
     from papers_common import write_json
     from portal_learning.baselines import linear_baseline
     from portal_learning.records import read_interactions
-    from portal_learning.splits import Split, records_digest
+    from portal_learning.splits import Split
 
     records = read_interactions(args.data).records
-    split_ = Split.load(args.split)
-    if split_.records_digest != records_digest(records):
-        raise InputError(
-            f"{args.split}: made for other records than {args.data}; run portal-learning split again"
-        )
+    split_ = Split.load_for(args.split, records, args.data)
     metrics = linear_baseline(records, split_)
     for name, values in metrics.items():
         print(
@@ -108,20 +105,104 @@ def baseline(args: BaselineArgs) -> None:
 
 
 @dataclass
+class PretrainArgs:
+    sequences: Path = option(help="protein sequences: FASTA (.fa/.fasta/.faa) or an interaction CSV/TSV")
+    out: Path = option(help="run folder; the model is written to its model/", output="dir")
+    epochs: int = option(10, help="passes over the distinct sequences")
+    batch_size: int = option(32, help="sequences per step")
+    lr: float = option(1e-3, help="Adam learning rate")
+    protein_channels: int = option(256, help="protein CNN channels (as in portal-learning train)")
+    holdout: float = option(0.1, help="share of sequences kept apart to measure masked-residue accuracy")
+    seed: int = option(0, help="seed of the weights, the held-out sequences and the masks")
+    threads: int | None = option(1, help="torch CPU threads")
+
+
+@app.command("pretrain-protein", PretrainArgs,
+             help="step 1 of step-wise transfer: masked-residue pretraining of the protein encoder")  # fmt: skip
+def pretrain_protein(args: PretrainArgs) -> None:
+    from portal_learning.model import CPIConfig
+    from portal_learning.records import read_sequences
+    from portal_learning.transfer import pretrain_protein as run
+
+    model_config = CPIConfig(protein_channels=args.protein_channels)
+    model_config.check()
+    result = run(read_sequences(args.sequences), args.out, model_config=model_config, epochs=args.epochs,
+                 batch_size=args.batch_size, lr=args.lr, holdout=args.holdout, seed=args.seed)  # fmt: skip
+    before, after = result.metrics["before"], result.metrics["after"]
+    print(f"masked-residue accuracy on held-out sequences: {before['masked_accuracy']:.4f} -> "
+          f"{after['masked_accuracy']:.4f}; model in {result.model}")  # fmt: skip
+
+
+@dataclass
+class StructureArgs:
+    data: Path = option(help="interaction CSV/TSV (pairs of the proteins with contacts)")
+    contacts: Path = option(help="contacts CSV: protein,contact_positions (0-based, space-separated)")
+    out: Path = option(help="run folder; the model is written to its model/", output="dir")
+    init: Path | None = option(None, help="a pretrain-protein folder to start the protein encoder from")
+    freeze: list[str] = option([], help="parameter groups kept fixed: protein-embeddings, protein-convs, protein, "
+                               "chemical")  # fmt: skip
+    chemical: str = option(
+        "gin", help="chemical encoder: 'gin' or 'fingerprint' (as in portal-learning train)"
+    )
+    gin_layers: int = option(5, help="GIN layers")
+    gin_hidden: int = option(300, help="GIN width (and the fingerprint MLP's)")
+    protein_channels: int = option(256, help="protein CNN channels")
+    epochs: int = option(10, help="passes over the pairs")
+    batch_size: int = option(32, help="pairs per step")
+    lr: float = option(1e-3, help="Adam learning rate")
+    holdout: float = option(0.2, help="share of families kept apart to measure contact ROC-AUC")
+    seed: int = option(0, help="seed of the weights, the held-out families and the batch order")
+    threads: int | None = option(1, help="torch CPU threads")
+
+
+@app.command("structure", StructureArgs,
+             help="step 2 of step-wise transfer: protein and chemical encoders learn binding-site contacts")  # fmt: skip
+def structure(args: StructureArgs) -> None:
+    from portal_learning.model import CPIConfig
+    from portal_learning.records import read_interactions
+    from portal_learning.transfer import read_contacts, train_structure
+
+    model_config = CPIConfig(chemical=args.chemical, gin_layers=args.gin_layers, gin_hidden=args.gin_hidden,
+                             protein_channels=args.protein_channels)  # fmt: skip
+    model_config.check()
+    if args.init is not None and not args.init.is_dir():
+        raise InputError(f"--init {args.init}: not a folder")
+    contacts = read_contacts(args.contacts)
+    records = read_interactions(args.data).records
+    result = train_structure(records, contacts, args.out, model_config=model_config, init=args.init,
+                             freeze=args.freeze, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             holdout=args.holdout, seed=args.seed)  # fmt: skip
+    before, after = result.metrics["before"], result.metrics["after"]
+    print(f"contact ROC-AUC on held-out families: {before['contact_roc_auc']:.4f} -> "
+          f"{after['contact_roc_auc']:.4f}; model in {result.model}")  # fmt: skip
+
+
+@dataclass
 class TrainArgs:
     data: Path = option(help="interaction CSV/TSV")
     split: Path = option(help="split JSON written by portal-learning split")
     out: Path = option(help="run folder (resumed when rerun with the same settings)", output="dir")
-    method: str = option("erm", help="'erm' (meta-learning, 'fomaml', arrives in 0.2.0)")
+    method: str = option(
+        "erm", help="'erm', or out-of-cluster meta-learning: 'ooc-fomaml', 'ooc-maml', 'ooc-official'"
+    )
     select: str = option(
         "ood-dev", help="the model kept as model/: 'ood-dev' (stress selection) or 'iid-dev'"
     )
     chemical: str = option(
         "gin", help="chemical encoder: 'gin' (molecular graph) or 'fingerprint' (Morgan MLP)"
     )
-    epochs: int = option(10, help="passes over OOD-train")
-    batch_size: int = option(64, help="pairs per step")
-    lr: float = option(1e-3, help="Adam learning rate")
+    epochs: int = option(10, help="rounds: passes over OOD-train (erm) or --steps-per-round meta-steps")
+    batch_size: int = option(64, help="pairs per step (erm)")
+    lr: float = option(1e-3, help="Adam learning rate (the outer one for meta-learning)")
+    tasks: int = option(5, help="families per meta-step")
+    support: int = option(1, help="support pairs per class and family")
+    query: int = option(4, help="query pairs per class and family")
+    inner_steps: int = option(5, help="inner gradient steps per task")
+    inner_lr: float = option(0.01, help="inner learning rate")
+    steps_per_round: int = option(80, help="meta-steps between evaluations")
+    init: Path | None = option(None, help="start from a pretrain-protein or structure folder")
+    freeze: list[str] = option([], help="parameter groups kept fixed: protein-embeddings, protein-convs, protein, "
+                               "chemical")  # fmt: skip
     gin_layers: int = option(5, help="GIN layers")
     gin_hidden: int = option(300, help="GIN width (and the fingerprint MLP's)")
     protein_channels: int = option(256, help="protein CNN channels")
@@ -130,33 +211,33 @@ class TrainArgs:
 
 
 @app.command(
-    "train", TrainArgs, help="ERM on OOD-train with stress model selection on OOD-dev (and IID-dev beside it)"
+    "train",
+    TrainArgs,
+    help="ERM or out-of-cluster meta-learning on OOD-train, stress model selection on OOD-dev (IID-dev beside it)",
 )
 def train(args: TrainArgs) -> None:
     import shutil
 
+    from portal_learning.meta import MetaConfig
     from portal_learning.model import CPIConfig
     from portal_learning.records import read_interactions
-    from portal_learning.splits import Split, records_digest
-    from portal_learning.train import TrainConfig, train_erm
+    from portal_learning.splits import Split
+    from portal_learning.train import TrainConfig, train_model
 
-    if args.method != "erm":
-        raise InputError(
-            f"--method {args.method!r}: this version trains 'erm'; meta-learning arrives in 0.2.0"
-        )
     model_config = CPIConfig(chemical=args.chemical, gin_layers=args.gin_layers, gin_hidden=args.gin_hidden,
                              protein_channels=args.protein_channels)  # fmt: skip
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, select=args.select,
-                         seed=args.seed)  # fmt: skip
+    meta = MetaConfig(tasks=args.tasks, support=args.support, query=args.query, inner_steps=args.inner_steps,
+                      inner_lr=args.inner_lr, steps_per_round=args.steps_per_round)  # fmt: skip
+    config = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         select=args.select, seed=args.seed, meta=meta)  # fmt: skip
     model_config.check()
     config.check()
+    if args.init is not None and not args.init.is_dir():
+        raise InputError(f"--init {args.init}: not a folder")
     records = read_interactions(args.data).records
-    split_ = Split.load(args.split)
-    if split_.records_digest != records_digest(records):
-        raise InputError(
-            f"{args.split}: made for other records than {args.data}; run portal-learning split again"
-        )
-    result = train_erm(records, split_, args.out, model_config=model_config, config=config)
+    split_ = Split.load_for(args.split, records, args.data)
+    result = train_model(records, split_, args.out, model_config=model_config, config=config, init=args.init,
+                         freeze=args.freeze)  # fmt: skip
     chosen = args.out / "model"
     shutil.rmtree(chosen, ignore_errors=True)
     shutil.copytree(args.out / f"model-{args.select}", chosen)
@@ -205,15 +286,13 @@ def evaluate(args: EvaluateArgs) -> None:
     from portal_learning.metrics import classification_metrics
     from portal_learning.model import CPIModel
     from portal_learning.records import read_interactions
-    from portal_learning.splits import SPLITS, Split, records_digest
+    from portal_learning.splits import SPLITS, Split
 
     model = CPIModel.from_pretrained(args.model)
     records = read_interactions(args.data).records
     parts = {"all": list(range(len(records)))}
     if args.split is not None:
-        split_ = Split.load(args.split)
-        if split_.records_digest != records_digest(records):
-            raise InputError(f"{args.split}: made for other records than {args.data}")
+        split_ = Split.load_for(args.split, records, args.data)
         parts = {name: split_.part(name) for name in SPLITS}
     probabilities = model.predict([r.smiles for r in records], [r.sequence for r in records])
     labels = np.array([r.label for r in records])

@@ -98,9 +98,12 @@ def batch_graphs(graphs: Sequence[Graph]) -> GraphBatch:
     return GraphBatch(atoms, edges, bonds, batch, len(graphs))
 
 
-def residue_tokens(sequences: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, L)`` token ids (0 pads) and ``(B, L)`` bool mask of real residues; sequences are cut at ``max_length``."""
-    length = min(max(len(s) for s in sequences), max_length)
+def residue_tokens(
+    sequences: Sequence[str], max_length: int, length: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, L)`` token ids (0 pads) and ``(B, L)`` bool mask of real residues; sequences are cut at ``max_length``.
+    ``L`` is the longest sequence's length (at most ``max_length``), or ``length`` when given."""
+    length = length if length is not None else min(max(len(s) for s in sequences), max_length)
     tokens = torch.zeros(len(sequences), length, dtype=torch.long)
     for row, sequence in enumerate(sequences):
         ids = [_RESIDUE_INDEX.get(c, 1) for c in sequence[:length]]

@@ -141,6 +141,31 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
 
 
+def chemical_encoder(config: CPIConfig) -> nn.Module:
+    """The chemical encoder of ``config``: a :class:`GIN` or the fingerprint MLP (bits → hidden → hidden)."""
+    if config.chemical == "gin":
+        return GIN(config.gin_layers, config.gin_hidden, config.gin_dropout)
+    return nn.Sequential(nn.Linear(config.fingerprint_bits, config.gin_hidden), nn.ReLU(),
+                         nn.Linear(config.gin_hidden, config.gin_hidden))  # fmt: skip
+
+
+def protein_encoder(config: CPIConfig) -> ProteinCNN:
+    """The protein encoder of ``config`` (position embeddings over ``max_length`` when ``protein_positions``)."""
+    return ProteinCNN(config.protein_embedding, config.protein_channels, config.protein_layers,
+                      config.protein_kernel, config.max_length if config.protein_positions else 0)  # fmt: skip
+
+
+def train_mode(model: nn.Module) -> None:
+    """``model.train()``, except that a BatchNorm whose parameters are all frozen stays in evaluation mode, so that
+    its running statistics stay as loaded too."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            parameters = list(module.parameters())
+            if parameters and not any(p.requires_grad for p in parameters):
+                module.eval()
+
+
 class CPIModel(nn.Module, Pretrained):
     """Two-class logits for (molecule, protein) pairs; see the module docstring for the architecture."""
 
@@ -151,13 +176,8 @@ class CPIModel(nn.Module, Pretrained):
         self.config = config or CPIConfig()
         self.config.check()
         c = self.config
-        if c.chemical == "gin":
-            self.chemical: nn.Module = GIN(c.gin_layers, c.gin_hidden, c.gin_dropout)
-        else:
-            self.chemical = nn.Sequential(nn.Linear(c.fingerprint_bits, c.gin_hidden), nn.ReLU(),
-                                          nn.Linear(c.gin_hidden, c.gin_hidden))  # fmt: skip
-        self.protein = ProteinCNN(c.protein_embedding, c.protein_channels, c.protein_layers, c.protein_kernel,
-                                  c.max_length if c.protein_positions else 0)  # fmt: skip
+        self.chemical = chemical_encoder(c)
+        self.protein = protein_encoder(c)
         self.bilinear = nn.Parameter(torch.randn(c.gin_hidden, c.protein_channels) / np.sqrt(c.gin_hidden))
         width = c.gin_hidden + c.protein_channels
         self.head = nn.Sequential(
@@ -172,7 +192,7 @@ class CPIModel(nn.Module, Pretrained):
             if self.config.chemical != "gin":
                 raise InputError("this model encodes fingerprints; pass a (B, bits) tensor")
             return dense_atoms(self.chemical(molecules), molecules.batch, molecules.size)
-        states = self.chemical(molecules.float())[:, None, :]
+        states = self.chemical(molecules.to(self.bilinear.dtype))[:, None, :]
         return states, torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
 
     def forward(

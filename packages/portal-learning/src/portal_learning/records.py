@@ -93,6 +93,41 @@ def check_sequence(sequence: str) -> str | None:
     return f"characters outside the amino-acid alphabet: {''.join(bad)[:20]!r}" if bad else None
 
 
+FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fas")
+
+
+def read_sequences(path: str | Path) -> list[str]:
+    """Protein sequences from a FASTA file (``.fa``, ``.fasta``, ``.faa``, ``.fas``: ``>`` header lines, the
+    sequence on the lines after, upper-cased) or from an interaction CSV/TSV's sequence column. A FASTA entry that
+    is not a protein sequence is an error naming its header's line."""
+    path = Path(path)
+    if path.suffix.lower() not in FASTA_SUFFIXES:
+        return [r.sequence for r in read_interactions(path, labelled=False).records]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not a UTF-8 text file ({error.reason})") from None
+    entries: list[tuple[int, list[str]]] = []
+    for number, line in enumerate(lines, start=1):
+        if line.startswith(">"):
+            entries.append((number, []))
+        elif line.strip():
+            if not entries:
+                raise InputError(f"{path}:{number}: sequence before the first '>' header (not FASTA)")
+            entries[-1][1].append(line.strip().upper())
+    found = []
+    for number, parts in entries:
+        sequence = "".join(parts)
+        if (why := check_sequence(sequence)) is not None:
+            raise InputError(f"{path}:{number}: {why}")
+        found.append(sequence)
+    if not found:
+        raise InputError(f"{path}: no FASTA entries")
+    return found
+
+
 def canonical_smiles(smiles: str) -> str | None:
     """RDKit's canonical SMILES, or ``None`` when RDKit cannot parse it."""
     from rdkit import Chem, RDLogger

@@ -88,6 +88,14 @@ class Split:
         except (OSError, ValueError, TypeError) as error:
             raise InputError(f"{path}: not a portal-learning split file ({error})") from None
 
+    @classmethod
+    def load_for(cls, path: str | Path, records: Sequence[Interaction], data: str | Path) -> Split:
+        """:meth:`load`, checking that the split was made for ``records`` (read from the file ``data``)."""
+        split = cls.load(path)
+        if split.records_digest != records_digest(records):
+            raise InputError(f"{path}: made for other records than {data}; run portal-learning split again")
+        return split
+
 
 def records_digest(records: Sequence[Interaction]) -> str:
     """A short hash of the records (so a saved split is never applied to other data)."""
