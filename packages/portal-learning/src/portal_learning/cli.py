@@ -138,6 +138,9 @@ class StructureArgs:
     data: Path = option(help="interaction CSV/TSV (pairs of the proteins with contacts)")
     contacts: Path = option(help="contacts CSV: protein,contact_positions (0-based, space-separated)")
     out: Path = option(help="run folder; the model is written to its model/", output="dir")
+    split: Path | None = option(
+        None, help="split JSON: learn from OOD-train families only (the others stay unseen)"
+    )
     init: Path | None = option(None, help="a pretrain-protein folder to start the protein encoder from")
     freeze: list[str] = option([], help="parameter groups kept fixed: protein-embeddings, protein-convs, protein, "
                                "chemical")  # fmt: skip
@@ -160,6 +163,7 @@ class StructureArgs:
 def structure(args: StructureArgs) -> None:
     from portal_learning.model import CPIConfig
     from portal_learning.records import read_interactions
+    from portal_learning.splits import Split
     from portal_learning.transfer import read_contacts, train_structure
 
     model_config = CPIConfig(chemical=args.chemical, gin_layers=args.gin_layers, gin_hidden=args.gin_hidden,
@@ -169,6 +173,8 @@ def structure(args: StructureArgs) -> None:
         raise InputError(f"--init {args.init}: not a folder")
     contacts = read_contacts(args.contacts)
     records = read_interactions(args.data).records
+    if args.split is not None:
+        records = [records[i] for i in Split.load_for(args.split, records, args.data).ood_train]
     result = train_structure(records, contacts, args.out, model_config=model_config, init=args.init,
                              freeze=args.freeze, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              holdout=args.holdout, seed=args.seed)  # fmt: skip
@@ -341,12 +347,17 @@ class ReproduceArgs:
     quick: bool = option(True, help="the quick version (minutes on a CPU)", flags=("--quick", "--full"))
 
 
-@app.command("reproduce", ReproduceArgs, help="the paper's claims (arrive in portal-learning 0.2.0)")
+@app.command(
+    "reproduce",
+    ReproduceArgs,
+    help="the paper's claims on the synthetic out-of-family benchmark over seeds (quick: minutes on a CPU)",
+)
 def reproduce(args: ReproduceArgs) -> None:
-    from portal_learning.reproduce import AVAILABLE_IN
+    from portal_learning.reproduce import run
 
-    raise InputError(f"portal-learning reproduce arrives in {AVAILABLE_IN} with meta-learning; "
-                     f"{__version__} provides synth, split, baseline, train, evaluate and predict")  # fmt: skip
+    results = run(args.out, quick=args.quick)
+    print("\n".join(results.summary_lines()))
+    print(f"results in {args.out}")
 
 
 def main() -> None:
