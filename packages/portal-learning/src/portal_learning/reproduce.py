@@ -39,7 +39,16 @@ from typing import Any
 
 import numpy as np
 
-from papers_common import Claim, Paper, Results, RunDir, claim_over_seeds, plot_bars, write_results
+from papers_common import (
+    Claim,
+    Paper,
+    Results,
+    RunDir,
+    claim_over_seeds,
+    configure_logging,
+    plot_bars,
+    write_results,
+)
 from portal_learning import __version__
 
 LOG = logging.getLogger(__name__)
@@ -90,7 +99,8 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def run_seed(plan: Plan, seed: int, out: str) -> dict[str, Any]:
-    """Every arm of ``plan`` on the benchmark of ``seed`` (one thread); per arm, what each selection chose."""
+    """Every arm of ``plan`` on the benchmark of ``seed`` (one thread, in a worker process that logs its progress
+    to stderr); per arm, what each selection chose."""
     import torch
 
     from portal_learning.meta import MetaConfig
@@ -101,6 +111,7 @@ def run_seed(plan: Plan, seed: int, out: str) -> dict[str, Any]:
     from portal_learning.transfer import pretrain_protein, train_structure
 
     torch.set_num_threads(1)
+    configure_logging()
     folder = Path(out) / f"seed-{seed}"
     benchmark = generate(SynthSettings(families=plan.families, molecules=plan.molecules,
                                        pairs_per_member=plan.pairs_per_member, seed=seed))  # fmt: skip
