@@ -82,8 +82,8 @@ class Plan:
     workers: int = 2
 
 
-QUICK = Plan(families=40, molecules=300, pairs_per_member=8, seeds=(0, 1, 2), rounds=6, steps_per_round=25,
-             mlm_epochs=10, structure_epochs=3, maml_seeds=(0,))  # fmt: skip
+QUICK = Plan(families=40, molecules=300, pairs_per_member=8, seeds=(0, 1, 2), rounds=5, steps_per_round=20,
+             mlm_epochs=8, structure_epochs=3, maml_seeds=(0,))  # fmt: skip
 FULL = Plan(families=40, molecules=1000, pairs_per_member=20, seeds=(0, 1, 2, 3, 4), rounds=10,
             steps_per_round=80, mlm_epochs=20, structure_epochs=5)  # fmt: skip
 
@@ -98,71 +98,97 @@ def _summary(result: Any) -> dict[str, Any]:
     return found
 
 
-def run_seed(plan: Plan, seed: int, out: str) -> dict[str, Any]:
-    """Every arm of ``plan`` on the benchmark of ``seed`` (one thread, in a worker process that logs its progress
-    to stderr); per arm, what each selection chose."""
+def _setup(plan: Plan, seed: int) -> tuple[Any, Any, Any]:
+    """The benchmark of ``seed``, its split and the model configuration (deterministic: every job remakes them);
+    one torch thread and progress logged to stderr in the worker process."""
     import torch
 
-    from portal_learning.meta import MetaConfig
     from portal_learning.model import CPIConfig
     from portal_learning.splits import four_way_split
     from portal_learning.synthetic import SynthSettings, generate
-    from portal_learning.train import TrainConfig, train_model
-    from portal_learning.transfer import pretrain_protein, train_structure
 
     torch.set_num_threads(1)
     configure_logging()
-    folder = Path(out) / f"seed-{seed}"
     benchmark = generate(SynthSettings(families=plan.families, molecules=plan.molecules,
                                        pairs_per_member=plan.pairs_per_member, seed=seed))  # fmt: skip
+    return benchmark, four_way_split(benchmark.records), CPIConfig(**plan.model)
+
+
+def prepare(plan: Plan, seed: int, out: str) -> dict[str, Any]:
+    """Step-wise transfer's first two steps on the benchmark of ``seed``: masked-residue pretraining on every
+    sequence, then the structure step on the OOD-train proteins' contacts; what each measured."""
+    from portal_learning.transfer import pretrain_protein, train_structure
+
+    benchmark, split, model = _setup(plan, seed)
     records = benchmark.records
-    split = four_way_split(records)
-    model = CPIConfig(**plan.model)
-    found: dict[str, Any] = {}
-    started = time.perf_counter()
-    if any(arm in plan.arms for arm in ("mlm-erm", "stl-fomaml")):
-        step = pretrain_protein([r.sequence for r in records], folder / "pretrain-protein", model_config=model,
-                                epochs=plan.mlm_epochs, seed=seed)  # fmt: skip
-        found["pretrain-protein"] = {**step.metrics["after"], "before": step.metrics["before"],
-                                     "seconds": step.seconds}  # fmt: skip
-    if "stl-fomaml" in plan.arms:
-        train_families = {records[i].family for i in split.ood_train}
-        contacts = {r.protein: benchmark.pocket_positions for r in records if r.family in train_families}
-        step = train_structure([r for r in records if r.family in train_families], contacts, folder / "structure",
-                               model_config=model, init=folder / "pretrain-protein", epochs=plan.structure_epochs,
-                               seed=seed)  # fmt: skip
-        found["structure"] = {**step.metrics["after"], "before": step.metrics["before"]["contact_roc_auc"],
-                              "seconds": step.seconds}  # fmt: skip
-    starts = {"mlm-erm": folder / "pretrain-protein", "stl-fomaml": folder / "structure"}
-    for arm in plan.arms:
-        if arm == "ooc-maml" and plan.maml_seeds is not None and seed not in plan.maml_seeds:
-            continue
-        method = "erm" if arm.endswith("erm") else f"ooc-{arm.rsplit('-', 1)[1]}"
-        config = TrainConfig(method=method, epochs=plan.rounds, seed=seed,
-                             meta=MetaConfig(steps_per_round=plan.steps_per_round))  # fmt: skip
-        result = train_model(
-            records, split, folder / arm, model_config=model, config=config, init=starts.get(arm)
-        )
-        found[arm] = _summary(result)
-        LOG.info("reproduce: seed %d, %s: OOD-test ROC-AUC %.4f (OOD-dev selection), %.4f (IID-dev selection), "
-                 "%.0f s", seed, arm, found[arm]["ood-dev"]["ood_test_roc_auc"],
-                 found[arm]["iid-dev"]["ood_test_roc_auc"], result.seconds)  # fmt: skip
-    found["seconds"] = time.perf_counter() - started
+    folder = Path(out) / f"seed-{seed}"
+    step = pretrain_protein([r.sequence for r in records], folder / "pretrain-protein", model_config=model,
+                            epochs=plan.mlm_epochs, seed=seed)  # fmt: skip
+    found = {
+        "pretrain-protein": {
+            **step.metrics["after"],
+            "before": step.metrics["before"],
+            "seconds": step.seconds,
+        }
+    }
+    train_families = {records[i].family for i in split.ood_train}
+    contacts = {r.protein: benchmark.pocket_positions for r in records if r.family in train_families}
+    step = train_structure([r for r in records if r.family in train_families], contacts, folder / "structure",
+                           model_config=model, init=folder / "pretrain-protein", epochs=plan.structure_epochs,
+                           seed=seed)  # fmt: skip
+    found["structure"] = {**step.metrics["after"], "before": step.metrics["before"]["contact_roc_auc"],
+                          "seconds": step.seconds}  # fmt: skip
     return found
 
 
+def train_arm(plan: Plan, seed: int, arm: str, out: str) -> dict[str, Any]:
+    """One arm on the benchmark of ``seed`` (after :func:`prepare` for ``mlm-erm`` and ``stl-fomaml``); what each
+    selection chose."""
+    from portal_learning.meta import MetaConfig
+    from portal_learning.train import TrainConfig, train_model
+
+    benchmark, split, model = _setup(plan, seed)
+    folder = Path(out) / f"seed-{seed}"
+    starts = {"mlm-erm": folder / "pretrain-protein", "stl-fomaml": folder / "structure"}
+    method = "erm" if arm.endswith("erm") else f"ooc-{arm.rsplit('-', 1)[1]}"
+    config = TrainConfig(method=method, epochs=plan.rounds, seed=seed,
+                         meta=MetaConfig(steps_per_round=plan.steps_per_round))  # fmt: skip
+    result = train_model(benchmark.records, split, folder / arm, model_config=model, config=config,
+                         init=starts.get(arm))  # fmt: skip
+    found = _summary(result)
+    LOG.info("reproduce: seed %d, %s: OOD-test ROC-AUC %.4f (OOD-dev selection), %.4f (IID-dev selection), %.0f s",
+             seed, arm, found["ood-dev"]["ood_test_roc_auc"], found["iid-dev"]["ood_test_roc_auc"], result.seconds)  # fmt: skip
+    return found
+
+
+NEEDS_PREPARE = ("mlm-erm", "stl-fomaml")
+
+
 def run(out: Path, *, quick: bool = True, plan: Plan | None = None) -> Results:
-    """Run every seed (``plan.workers`` processes), then write results.json/.md, tables.md and the plot."""
+    """Every (seed, arm) job on ``plan.workers`` processes — the slowest first, the arms that start from transfer
+    steps once their seed's steps are done — then results.json/.md, tables.md and the plot."""
     plan = plan or (QUICK if quick else FULL)
     started = time.perf_counter()
     out = Path(out)
     record = RunDir(out)
-    config = {"mode": "quick" if quick else "full", "plan": asdict(plan), "threads_per_seed": 1}
+    config = {"mode": "quick" if quick else "full", "plan": asdict(plan), "threads_per_job": 1}
     record.write_config(config)
-    with ProcessPoolExecutor(max_workers=min(plan.workers, len(plan.seeds)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:  # fmt: skip
-        futures = {seed: pool.submit(run_seed, plan, seed, str(out)) for seed in plan.seeds}
-        per_seed = {seed: future.result() for seed, future in futures.items()}
+    per_seed: dict[int, dict[str, Any]] = {seed: {} for seed in plan.seeds}
+    jobs = [(seed, arm) for arm in plan.arms for seed in plan.seeds
+            if arm != "ooc-maml" or plan.maml_seeds is None or seed in plan.maml_seeds]  # fmt: skip
+    independent = sorted((j for j in jobs if j[1] not in NEEDS_PREPARE), key=lambda j: j[1] != "ooc-maml")
+    with ProcessPoolExecutor(
+        max_workers=plan.workers, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        steps = {seed: pool.submit(prepare, plan, seed, str(out)) for seed in plan.seeds
+                 if any(arm in NEEDS_PREPARE for arm in plan.arms)}  # fmt: skip
+        futures = {job: pool.submit(train_arm, plan, *job, str(out)) for job in independent}
+        for seed, step in steps.items():
+            per_seed[seed].update(step.result())
+            futures.update({(seed, arm): pool.submit(train_arm, plan, seed, arm, str(out))
+                            for arm in plan.arms if arm in NEEDS_PREPARE})  # fmt: skip
+        for (seed, arm), future in futures.items():
+            per_seed[seed][arm] = future.result()
     record.write_json("per_seed.json", {str(seed): found for seed, found in per_seed.items()})
     _write_table(record, per_seed, plan)
     figures = [_plot(out, per_seed, plan)]
