@@ -78,7 +78,7 @@ def test_claims_follow_from_the_per_seed_numbers(report):
     for seed in MINI.seeds:  # the selection's numbers are those of the chosen round in the run's history
         history = [
             json.loads(line)
-            for line in (out / f"seed-{seed}" / "erm" / "history.jsonl").read_text().splitlines()
+            for line in (out / f"seed-{seed}" / "erm" / "metrics.jsonl").read_text().splitlines()
         ]
         chosen = per_seed[seed]["erm"]["ood-dev"]
         assert chosen["ood_test_roc_auc"] == pytest.approx(history[chosen["round"] - 1]["ood_test_roc_auc"])

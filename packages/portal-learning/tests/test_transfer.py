@@ -196,3 +196,23 @@ def test_a_malformed_contacts_file_names_its_line(small, tmp_path):
     records = small.records[::100]  # a few pairs of every family
     with pytest.raises(InputError, match="beyond"):
         train_structure(records, {r.protein: [10_000] for r in records}, tmp_path / "run", model_config=TINY)
+
+
+def test_interaction_training_from_step_two_keeps_the_frozen_encoder(steps, small, tmp_path):
+    """Step 3: `train_model(init=..., freeze=["protein"])` starts from step 2's encoders; the protein encoder
+    (BatchNorm statistics included) leaves meta-training exactly as loaded, the chemical encoder learns."""
+    from portal_learning import four_way_split
+    from portal_learning.meta import MetaConfig
+    from portal_learning.train import TrainConfig, train_model
+
+    _, second = steps
+    config = TrainConfig(method="ooc-fomaml", epochs=1, meta=MetaConfig(steps_per_round=3))
+    result = train_model(small.records, four_way_split(small.records), tmp_path, model_config=TINY, config=config,
+                         init=second.model, freeze=["protein"])  # fmt: skip
+    trained, loaded = _weights(result.out / "model-ood-dev"), _weights(second.model)
+    protein = [k for k in loaded if k.startswith("protein.")]
+    assert protein
+    assert all(torch.equal(trained[k], loaded[k]) for k in protein)
+    assert not all(torch.equal(trained[k], loaded[k]) for k in loaded if k.startswith("chemical."))
+    frozen = json.loads((result.out / "config.json").read_text())["frozen"]
+    assert set(frozen) == {k for k in protein if "running" not in k and "num_batches" not in k}

@@ -109,8 +109,8 @@ class FamilyTasks:
         self.names = list(self.pools)
 
     def sample(self, rng: np.random.Generator, tasks: int, support: int, query: int) -> list[Task]:
-        """``tasks`` distinct families (all of them, with repeats, when there are fewer); per class ``support``
-        and ``query`` rows, disjoint where the family has enough, else drawn with replacement."""
+        """``tasks`` distinct families (drawn with repeats when there are fewer families than tasks); per class
+        ``support`` and ``query`` rows, disjoint where the family has enough, else drawn with replacement."""
         chosen = rng.choice(len(self.names), size=tasks, replace=tasks > len(self.names))
         found = []
         for index in chosen:

@@ -8,7 +8,7 @@ are kept: the round best on **OOD-dev** (stress model selection, the paper's) an
 (what a standard pipeline would ship). For each, the deployment gap is its OOD-test ROC-AUC minus the ROC-AUC on
 the split it was selected on: how much the selection metric overstates what the model does on unseen families.
 A run may start from a step-wise transfer folder (:func:`portal_learning.transfer.initialise_from`) with parameter
-groups frozen. A run folder holds the config, the split, per-round metrics, checkpoints (resumed after an
+groups frozen. A run folder holds the config, the split, per-round metrics (``metrics.jsonl``), checkpoints (resumed after an
 interruption) and both selected models in the Hugging Face layout.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from papers_common import InputError, latest_checkpoint, load_checkpoint, save_checkpoint, write_json
+from papers_common import InputError, RunDir, resume_run, save_checkpoint, write_json
 from portal_learning.featurize import Graph, batch_graphs, mol_graph, residue_tokens
 from portal_learning.meta import FamilyTasks, MetaConfig, meta_step
 from portal_learning.metrics import classification_metrics
@@ -37,7 +37,6 @@ from portal_learning.splits import Split
 LOG = logging.getLogger(__name__)
 SELECTIONS = ("ood-dev", "iid-dev")
 METHODS = ("erm", "ooc-fomaml", "ooc-maml", "ooc-official")
-HISTORY_FILE = "history.jsonl"
 
 
 @dataclass(frozen=True)
@@ -219,19 +218,14 @@ def train_model(
     history: list[dict[str, Any]] = []
     best: dict[str, dict[str, Any]] = {}
     start = 0
-    checkpoints = out / "checkpoints"
-    found = latest_checkpoint(checkpoints)
-    if found is not None:
-        state = load_checkpoint(found)
-        if state.config != json.loads(json.dumps(resolved)):
-            raise InputError(f"{out}: holds a run with other settings or data; use a new --out")
-        state.restore(model, optimizer)
+    run = RunDir(out)
+    recorded = {**resolved, "loaded": loaded, "frozen": frozen}
+    checkpoint = resume_run(run, recorded, list(resolved), model, optimizer)
+    if checkpoint is not None:
         if scheduler is not None:
-            scheduler.load_state_dict(state.extra["scheduler"])
-        start, history, best = state.step, state.extra["history"], state.extra["best"]
-    else:
-        write_json(out / "config.json", {**resolved, "loaded": loaded, "frozen": frozen})
-        split.save(out / "split.json")
+            scheduler.load_state_dict(checkpoint.extra["scheduler"])
+        start, history, best = checkpoint.step, run.metrics(), checkpoint.extra["best"]
+    split.save(out / "split.json")
     started = time.perf_counter()
     dev = torch.device(device)
     train_mode(model)
@@ -246,7 +240,7 @@ def train_model(
         scores = _scores(data, model, split, dev, 256)
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started,
                   **{f"{name}_{key}": value for name, values in scores.items() for key, value in values.items()}}  # fmt: skip
-        history.append(record)
+        history.append(run.log(epoch + 1, **record))
         LOG.info("round %d: loss %.4f, ROC-AUC IID-dev %.4f, OOD-dev %.4f, OOD-test %.4f", epoch + 1, record["loss"],
                  record["iid_dev_roc_auc"], record["ood_dev_roc_auc"], record["ood_test_roc_auc"])  # fmt: skip
         for selection in SELECTIONS:
@@ -256,11 +250,9 @@ def train_model(
                                    "deployment_gap": scores["ood_test"]["roc_auc"] - record[key]}  # fmt: skip
                 model.save_pretrained(out / f"model-{selection}", extra={"selected_on": selection,
                                                                           "epoch": epoch + 1})  # fmt: skip
-        save_checkpoint(checkpoints, epoch + 1, model, optimizer=optimizer, config=resolved, keep=1,
-                        extra={"history": history, "best": best,
+        save_checkpoint(run.checkpoints, epoch + 1, model, optimizer=optimizer, config=recorded, keep=1,
+                        extra={"best": best,
                                "scheduler": scheduler.state_dict() if scheduler is not None else None})  # fmt: skip
-    with (out / HISTORY_FILE).open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(h) + "\n" for h in history)
     write_json(out / "summary.json", {"selected": best, "select": config.select, "method": config.method})
     return TrainResult(best, history, time.perf_counter() - started, out)
 

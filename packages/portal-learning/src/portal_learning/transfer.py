@@ -32,9 +32,9 @@ CNN, so the groups are named by role instead of number: ``protein-embeddings`` (
 (:func:`~portal_learning.model.train_mode`), so a frozen group is left exactly as loaded.
 
 Each step writes a run folder: ``config.json`` (its settings), ``checkpoints/`` (one per epoch; an interrupted
-run resumes from its last one), ``metrics.json`` (before and after training) and ``model/``, the model in the
-Hugging Face layout whose ``config.json`` records the step that wrote it (``extra.step``), so that
-:func:`initialise_from` knows which encoders it holds and refuses any other folder.
+run resumes from its last one), ``metrics.jsonl`` (a line per epoch), ``metrics.json`` (before and after
+training) and ``model/``, the model in the Hugging Face layout whose ``config.json`` records the step that wrote
+it (``extra.step``), so that :func:`initialise_from` knows which encoders it holds and refuses any other folder.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ from torch import nn
 from papers_common import (
     InputError,
     Pretrained,
-    latest_checkpoint,
-    load_checkpoint,
+    RunDir,
     read_json,
+    resume_run,
     save_checkpoint,
     write_json,
 )
@@ -90,7 +90,6 @@ MASK_TOKEN = 1  # the "other residue" id; see the module docstring
 CONTACT_WIDTH = 64
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.json"
-CHECKPOINTS = "checkpoints"
 CONTACTS_HEADER = ("protein", "contact_positions")
 
 
@@ -368,21 +367,17 @@ def _fit(
 
     Returns the metrics before training and the per-epoch history.
     """
-    found = latest_checkpoint(out / CHECKPOINTS)
-    if found is not None:
-        state = load_checkpoint(found)
-        if state.config != json.loads(json.dumps(resolved)):
-            raise InputError(f"{out}: holds a run with other settings or data; use a new --out")
-        state.restore(model, optimizer)
-        done, before, history = state.step, state.extra["before"], state.extra["history"]
+    run = RunDir(out)
+    checkpoint = resume_run(run, resolved, list(resolved), model, optimizer)
+    if checkpoint is not None:
+        done, before, history = checkpoint.step, checkpoint.extra["before"], run.metrics()
     else:
         done, before, history = 0, start(), []
-        write_json(out / "config.json", resolved)
     for index in range(done, epochs):
-        history.append(epoch(index))
+        history.append(run.log(index + 1, **epoch(index)))
         LOG.info("%s epoch %d: loss %.4f", resolved["step"], index + 1, history[-1]["loss"])
-        save_checkpoint(out / CHECKPOINTS, index + 1, model, optimizer=optimizer, config=resolved,
-                        extra={"before": before, "history": history}, keep=1)  # fmt: skip
+        save_checkpoint(run.checkpoints, index + 1, model, optimizer=optimizer, config=resolved,
+                        extra={"before": before}, keep=1)  # fmt: skip
     return before, history
 
 
