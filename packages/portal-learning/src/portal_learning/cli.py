@@ -17,6 +17,18 @@ app = App(
 )
 
 
+def _report(metrics: dict[str, dict[str, float]], out: Path | None) -> None:
+    """Print each split's global ROC-AUC, PR-AUC and F1, and write them as JSON to ``out`` when given."""
+    from papers_common import write_json
+
+    for name, values in metrics.items():
+        print(
+            f"{name:10s} ROC-AUC {values['roc_auc']:.4f}  PR-AUC {values['pr_auc']:.4f}  F1 {values['f1']:.4f}"
+        )
+    if out is not None:
+        write_json(out, metrics)
+
+
 @dataclass
 class SynthArgs:
     out: Path = option(help="folder for pairs.csv, contacts.csv and generator.json", output="dir")
@@ -88,7 +100,6 @@ class BaselineArgs:
 
 @app.command("baseline", BaselineArgs, help="the linear baseline's global metrics on every split")
 def baseline(args: BaselineArgs) -> None:
-    from papers_common import write_json
     from portal_learning.baselines import linear_baseline
     from portal_learning.records import read_interactions
     from portal_learning.splits import Split
@@ -96,12 +107,7 @@ def baseline(args: BaselineArgs) -> None:
     records = read_interactions(args.data).records
     split_ = Split.load_for(args.split, records, args.data)
     metrics = linear_baseline(records, split_)
-    for name, values in metrics.items():
-        print(
-            f"{name:10s} ROC-AUC {values['roc_auc']:.4f}  PR-AUC {values['pr_auc']:.4f}  F1 {values['f1']:.4f}"
-        )
-    if args.out is not None:
-        write_json(args.out, metrics)
+    _report(metrics, args.out)
 
 
 @dataclass
@@ -288,7 +294,6 @@ class EvaluateArgs:
 def evaluate(args: EvaluateArgs) -> None:
     import numpy as np
 
-    from papers_common import write_json
     from portal_learning.metrics import classification_metrics
     from portal_learning.model import CPIModel
     from portal_learning.records import read_interactions
@@ -305,12 +310,7 @@ def evaluate(args: EvaluateArgs) -> None:
     metrics = {
         name: classification_metrics(labels[rows], probabilities[rows]) for name, rows in parts.items()
     }
-    for name, values in metrics.items():
-        print(
-            f"{name:10s} ROC-AUC {values['roc_auc']:.4f}  PR-AUC {values['pr_auc']:.4f}  F1 {values['f1']:.4f}"
-        )
-    if args.out is not None:
-        write_json(args.out, metrics)
+    _report(metrics, args.out)
 
 
 @dataclass

@@ -170,7 +170,6 @@ def _meta_round(
         episodes = tasks.sample(rng, meta.tasks, meta.support, meta.query)
         rows = np.concatenate([np.concatenate([e.support, e.query]) for e in episodes])
         length = min(max(len(data.sequences[i]) for i in rows), data.config.max_length) if batched else None
-
         supports = [_labelled(data, e.support, device, length) for e in episodes]
         queries = [_labelled(data, e.query, device, length) for e in episodes]
         losses.append(meta_step(model, supports, queries, meta, optimizer, batched=batched))
