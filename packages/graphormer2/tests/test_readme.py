@@ -114,3 +114,89 @@ def test_readme_quickstart_trains_saves_and_predicts_in_target_units(
     torch.testing.assert_close(predictions["homo_lumo_gap"], predictions.values[:, 0])
     # the bare model's outputs are standardised: the scaling is what the predictor adds
     assert not torch.allclose(predictions.values, raw.double(), atol=1.0)
+
+
+def readme_block_with(text: str) -> str:
+    """The one Python block of the README that contains ``text``."""
+    blocks = [block for block in readme_blocks("python") if text in block]
+    assert len(blocks) == 1, text
+    return blocks[0]
+
+
+def test_readme_pyg_block_batches_like_from_smiles() -> None:
+    """The PyG block as written: OGB-layout ``Data`` → graphormer2 batch, equal to the batch of ``from_smiles``."""
+    pytest.importorskip("torch_geometric")
+    namespace: dict = {}
+    exec(compile(readme_block_with("dataset_from_pyg"), str(README), "exec"), namespace)
+    expected = collate(list(from_smiles(["CCO", "c1ccccc1"], [[6.1], [5.2]])))
+    for name in ("x", "attn_bias", "spatial_pos", "in_degree", "attn_edge_type", "edge_input", "y"):
+        torch.testing.assert_close(getattr(namespace["batch"], name), getattr(expected, name), msg=name)
+
+
+def test_readme_pcqm4mv2_block_reads_a_raw_layout_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PCQM4Mv2 block as written, on ``data/pcqm4m-v2/`` holding three molecules, two of them in ``valid``."""
+    import gzip
+
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "data" / "pcqm4m-v2" / "raw"
+    raw.mkdir(parents=True)
+    with gzip.open(raw / "data.csv.gz", "wt", encoding="utf-8") as f:
+        f.write("idx,smiles,homolumogap\n0,CCO,6.5\n1,c1ccccc1,5.0\n2,CC(=O)O,7.25\n")
+    split_dict = {"train": np.array([0]), "valid": np.array([1, 2]), "test-dev": np.array([], dtype=np.int64),
+                  "test-challenge": np.array([], dtype=np.int64)}  # fmt: skip
+    torch.save(split_dict, tmp_path / "data" / "pcqm4m-v2" / "split_dict.pt")
+    namespace: dict = {}
+    exec(compile(readme_block_with("read_pcqm4mv2"), str(README), "exec"), namespace)
+    part = namespace["part"]
+    assert part.index.tolist() == [1, 2]
+    torch.testing.assert_close(
+        part.dataset.targets[:, 0].double(), torch.tensor([5.0, 7.25], dtype=torch.float64)
+    )
+    assert namespace["seconds"] > 0
+    assert namespace["mib"] > 0
+
+
+def test_readme_oc20_block_loads_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OC20 block as written, on ``is2re/train/data.lmdb`` holding the OC20 tests' three records."""
+    pytest.importorskip("lmdb")
+    from test_oc20 import SYSTEMS, new_layout, write_lmdb
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "is2re" / "train").mkdir(parents=True)
+    write_lmdb(
+        tmp_path / "is2re" / "train" / "data.lmdb",
+        {str(i).encode(): new_layout(s) for i, s in enumerate(SYSTEMS)},
+    )
+    namespace: dict = {}
+    exec(compile(readme_block_with("OC20Dataset"), str(README), "exec"), namespace)
+    assert len(namespace["train"]) == 3
+    batch = next(iter(namespace["loader"]))
+    energies = sorted(batch.energy.tolist())  # shuffled: compare as a set
+    assert energies == pytest.approx(sorted(float(s["y_relaxed"]) for s in SYSTEMS))
+
+
+def test_readme_fairseq_lines_convert_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two fairseq lines as written: an official-format checkpoint converts to a folder with equal outputs,
+    and a model folder at ``runs/tpsa`` exports to a checkpoint that converts back to equal outputs."""
+    from graphormer2 import Graphormer, GraphormerConfig, from_fairseq, to_fairseq
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    config = GraphormerConfig(num_layers=2, hidden_dim=16, ffn_dim=16, num_heads=4, num_classes=1)
+    official = Graphormer(config).eval()
+    torch.save(to_fairseq(official), tmp_path / "checkpoint_best.pt")
+    Graphormer(config).save_pretrained(tmp_path / "runs" / "tpsa")
+    batch = collate(list(from_smiles(["CCO", "c1ccccc1O"])))
+    with preserved_global_state():
+        assert app.main(readme_command("graphormer2 convert-fairseq")[1:]) == 0
+        assert app.main(readme_command("graphormer2 export-fairseq")[1:]) == 0
+    with torch.no_grad():
+        converted = Graphormer.from_pretrained(tmp_path / "graphormer-fairseq").eval()(batch)
+        torch.testing.assert_close(converted, official(batch), rtol=1e-6, atol=1e-6)
+        exported = from_fairseq(tmp_path / "graphormer2-tpsa.pt")(batch)
+        trained = Graphormer.from_pretrained(tmp_path / "runs" / "tpsa").eval()(batch)
+        torch.testing.assert_close(exported, trained, rtol=1e-6, atol=1e-6)

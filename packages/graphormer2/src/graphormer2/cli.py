@@ -219,6 +219,28 @@ class ReproduceArgs(RunArgs):
     )
 
 
+@dataclass
+class ConvertFairseqArgs:
+    checkpoint: Path = option(help="an official microsoft/Graphormer (fairseq) checkpoint file (.pt)")
+    out: Path = option(
+        help="the graphormer2 model folder to write (config.json + model.safetensors)", output="dir"
+    )
+    trust_pickle: bool = option(
+        False,
+        help="fully unpickle a checkpoint that holds Python objects beyond tensors and argparse.Namespace "
+        "(e.g. omegaconf configs); unpickling can run arbitrary code, so only for files you trust",
+    )
+
+
+@dataclass
+class ExportFairseqArgs:
+    model: Path = option(
+        help="a graphormer2 model folder (config.json + model.safetensors) or a run directory of "
+        "`graphormer2 train` / `train3d`"
+    )
+    out: Path = option(help="the official-format checkpoint file to write (.pt)", output="file")
+
+
 # ------------------------------------------------------------------------------------------------- helpers
 
 
@@ -598,6 +620,97 @@ def predict(args: PredictArgs) -> None:
         for smiles, row in zip(dataset.smiles, values.tolist(), strict=True):
             cells = [f"{name}={value:.6g}" for name, value in zip(predictor.target_names, row, strict=True)]
             print("\t".join([smiles, *cells]))
+
+
+@app.command(
+    "convert-fairseq",
+    ConvertFairseqArgs,
+    help="convert an official microsoft/Graphormer (fairseq) checkpoint into a graphormer2 model folder",
+)
+def convert_fairseq(args: ConvertFairseqArgs) -> None:
+    from graphormer2.fairseq_checkpoint import load_fairseq
+    from graphormer2.features import FEATURE_VERSION
+
+    try:
+        found = load_fairseq(args.checkpoint, trust_pickle=args.trust_pickle)
+    except InputError as err:
+        raise InputError(f"--checkpoint {err}") from None
+    if found.kind == "Graphormer":
+        config = found.model.config
+        classification = (found.criterion or "").startswith("binary_logloss")
+        names = ["y"] if config.num_classes == 1 else [f"y{i}" for i in range(config.num_classes)]
+        extra = {"target_names": names, "objective": "classification" if classification else "regression",
+                 "target_mean": None, "target_std": None, "max_nodes": config.max_nodes,
+                 "multi_hop_max_dist": config.multi_hop_max_dist, "features": FEATURE_VERSION,
+                 "source": {"fairseq_checkpoint": str(args.checkpoint.resolve()), "criterion": found.criterion}}  # fmt: skip
+        found.model.save_pretrained(args.out, extra=extra)
+    else:
+        found.model.save_pretrained(
+            args.out, extra={"source": {"fairseq_checkpoint": str(args.checkpoint.resolve())}}
+        )
+    print(f"converted {found.summary()}")
+    if found.ignored:
+        print(f"dropped official tensors that the official forward never reads: {', '.join(found.ignored)}")
+    if found.assumed:
+        _note(
+            f"not recorded in the checkpoint, so the official defaults were assumed: {', '.join(found.assumed)}"
+        )
+    print(f"wrote {args.out}")
+
+
+@app.command(
+    "export-fairseq",
+    ExportFairseqArgs,
+    help="write a graphormer2 model as an official microsoft/Graphormer (fairseq) checkpoint",
+)
+def export_fairseq(args: ExportFairseqArgs) -> None:
+    import torch
+
+    from graphormer2.fairseq_checkpoint import to_fairseq
+    from graphormer2.model import Graphormer
+    from graphormer2.model3d import Graphormer3D
+    from papers_common import pretrained_extra
+
+    folder = args.model / "best" if (args.model / "best" / "config.json").is_file() else args.model
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise InputError(f"--model {args.model}: no such model folder (config.json + model.safetensors)")
+    try:
+        kinds = json.loads(config_path.read_text(encoding="utf-8")).get("architectures") or ["?"]
+    except (OSError, ValueError, AttributeError) as err:
+        raise InputError(f"--model {config_path}: not a saved model's config ({err})") from None
+    classes = {"Graphormer": Graphormer, "Graphormer3D": Graphormer3D}
+    if kinds[0] not in classes:
+        raise InputError(f"--model {args.model}: a {kinds[0]} model has no microsoft/Graphormer counterpart")
+    try:
+        model = classes[kinds[0]].from_pretrained(folder)
+        extra = pretrained_extra(folder) if kinds[0] == "Graphormer" else {}
+        checkpoint = to_fairseq(
+            model, target_mean=extra.get("target_mean"), target_std=extra.get("target_std")
+        )
+    except InputError as err:
+        raise InputError(f"--model {err}") from None
+    torch.save(checkpoint, args.out)
+    if extra.get("target_mean") is not None or extra.get("target_std") is not None:
+        print("folded the target standardisation into the output layer: the checkpoint predicts target units")
+    dropped = checkpoint["graphormer2"].get("unmapped_atomic_numbers")
+    if dropped:
+        _note("the official Graphormer-3D has ids for OC20's 56 elements only; atomic numbers "
+              f"{_number_ranges(dropped)} map to its unknown type, whose rows are left at their initial values")  # fmt: skip
+    count = sum(p.numel() for p in model.parameters())
+    print(f"exported {kinds[0]} ({count:,} parameters, {len(checkpoint['model'])} official tensors)")
+    print(f"wrote {args.out}")
+
+
+def _number_ranges(numbers: Sequence[int]) -> str:
+    """``[2, 3, 4, 9]`` -> ``"2-4, 9"``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 @app.command(
