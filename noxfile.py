@@ -6,6 +6,9 @@ package gets its sessions by existing:
 - ``tests-<member>``: a fresh venv holding only that member, papers_common and their locked dependencies plus the
   member's ``test`` extra (and its ``reproduce`` extra, as the tests run the reproduction, and papers-common's
   ``report`` extra, when the member has them); runs the member's ``tests/``. An undeclared import fails here.
+- ``tests-<member>-<integration>``: a member's tests against a third-party framework it plugs into
+  (``[tool.papers.integration.<name>]`` in its ``pyproject.toml``: the tests folder, extra requirements, and
+  distributions installed without their dependencies), in the member's test venv plus those.
 - ``wheel-<member>``: builds the sdist (which must carry README.md, LICENSE and CITATION.cff) and wheel with
   ``uv build --package``, installs the wheel (and papers_common's)
   non-editable into a clean venv, imports it and runs ``<script> --help``.
@@ -75,6 +78,19 @@ nox.options.error_on_missing_interpreters = True
 
 
 @dataclass(frozen=True)
+class Integration:
+    """A member's integration with a third-party framework, from ``[tool.papers.integration.<name>]``: its tests
+    (``tests``, a folder of the member) run in the session ``tests-<member>-<name>`` after the member's ``test``
+    extra is synced and ``requirements`` (then ``no_deps``, installed without their dependencies and without build
+    isolation: for a distribution whose declared dependencies cannot be installed beside the lock) are added."""
+
+    name: str
+    tests: str
+    requirements: tuple[str, ...] = ()
+    no_deps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Member:
     """A workspace member, read from its ``pyproject.toml``."""
 
@@ -85,6 +101,7 @@ class Member:
     extras: frozenset[str]
     dependencies: tuple[str, ...]
     apt: tuple[str, ...]
+    integrations: tuple[Integration, ...] = ()
 
     @property
     def rel(self) -> str:
@@ -114,6 +131,7 @@ def members(root: Path = ROOT) -> list[Member]:
             if not (path / "pyproject.toml").is_file():
                 continue
             project = read_toml(path / "pyproject.toml")["project"]
+            papers = read_toml(path / "pyproject.toml").get("tool", {}).get("papers", {})
             found.append(
                 Member(
                     name=project["name"],
@@ -122,8 +140,15 @@ def members(root: Path = ROOT) -> list[Member]:
                     scripts=dict(project.get("scripts", {})),
                     extras=frozenset(project.get("optional-dependencies", {})),
                     dependencies=tuple(project.get("dependencies", [])),
-                    apt=tuple(
-                        read_toml(path / "pyproject.toml").get("tool", {}).get("papers", {}).get("apt", [])
+                    apt=tuple(papers.get("apt", [])),
+                    integrations=tuple(
+                        Integration(
+                            name,
+                            table["tests"],
+                            tuple(table.get("requirements", [])),
+                            tuple(table.get("no-deps", [])),
+                        )
+                        for name, table in papers.get("integration", {}).items()
                     ),
                 )
             )
@@ -170,6 +195,22 @@ def make_tests(member: Member) -> None:
     tests.__doc__ = (
         f"Run {member.name}'s tests in a venv holding only it, papers_common and their dependencies."
     )
+
+
+def make_integration_tests(member: Member, integration: Integration) -> None:
+    @nox.session(name=f"tests-{member.name}-{integration.name}")
+    def tests(session: nox.Session) -> None:
+        sync(session, "--package", member.name, *extras(member, "test"))
+        python = ["--python", str(Path(session.virtualenv.location) / "bin" / "python")]
+        if integration.requirements:
+            session.run_install(uv_bin(), "pip", "install", *python, *integration.requirements, external=True)
+        if integration.no_deps:
+            session.run_install(uv_bin(), "pip", "install", *python, "--no-deps", "--no-build-isolation",
+                                *integration.no_deps, external=True)  # fmt: skip
+        session.chdir(member.path)
+        session.run("pytest", integration.tests, *session.posargs, env=TEST_ENV)
+
+    tests.__doc__ = f"Run {member.name}'s {integration.name} integration tests ({integration.tests}/)."
 
 
 SDIST_FILES = ("pyproject.toml", "README.md", "LICENSE", "CITATION.cff")
@@ -559,6 +600,8 @@ def make_bench(member: Member) -> None:
 for _member in MEMBERS:
     make_tests(_member)
     make_wheel(_member)
+    for _integration in _member.integrations:
+        make_integration_tests(_member, _integration)
 for _member in PAPERS:
     make_reproduce(_member)
     make_bench(_member)
@@ -658,7 +701,7 @@ jobs:
         with:
           python-version: ${{ matrix.python }}
 @APT@      - name: tests and wheel
-        run: uvx nox --force-python ${{ matrix.python }} -s tests-@NAME@ wheel-@NAME@
+        run: uvx nox --force-python ${{ matrix.python }} -s tests-@NAME@ wheel-@NAME@@INTEGRATIONS@
 """
 APT_STEP = """\
       - name: Debian packages
@@ -680,6 +723,7 @@ def render_workflows(all_members: list[Member] | None = None) -> dict[str, str]:
             PACKAGE_WORKFLOW.replace("@PATHS@", "\n".join(f'      - "{p}"' for p in paths))
             .replace("@APT@", apt)
             .replace("@PYTHONS@", ", ".join(f'"{v}"' for v in CI_PYTHONS))
+            .replace("@INTEGRATIONS@", "".join(f" tests-@NAME@-{i.name}" for i in member.integrations))
             .replace("@NAME@", member.name)
         )
     return rendered

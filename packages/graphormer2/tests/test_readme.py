@@ -188,7 +188,8 @@ def test_readme_fairseq_lines_convert_and_export(tmp_path: Path, monkeypatch: py
     torch.manual_seed(0)
     config = GraphormerConfig(num_layers=2, hidden_dim=16, ffn_dim=16, num_heads=4, num_classes=1)
     official = Graphormer(config).eval()
-    torch.save(to_fairseq(official), tmp_path / "checkpoint_best.pt")
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(to_fairseq(official), tmp_path / "checkpoints" / "checkpoint_best.pt")
     Graphormer(config).save_pretrained(tmp_path / "runs" / "tpsa")
     batch = collate(list(from_smiles(["CCO", "c1ccccc1O"])))
     with preserved_global_state():

@@ -233,6 +233,11 @@ class ConvertFairseqArgs:
 
 
 @dataclass
+class FairseqUserDirArgs:
+    """No options: the command prints one path."""
+
+
+@dataclass
 class ExportFairseqArgs:
     model: Path = option(
         help="a graphormer2 model folder (config.json + model.safetensors) or a run directory of "
@@ -620,6 +625,18 @@ def predict(args: PredictArgs) -> None:
         for smiles, row in zip(dataset.smiles, values.tolist(), strict=True):
             cells = [f"{name}={value:.6g}" for name, value in zip(predictor.target_names, row, strict=True)]
             print("\t".join([smiles, *cells]))
+
+
+@app.command(
+    "fairseq-user-dir",
+    FairseqUserDirArgs,
+    help="print the folder to give fairseq-train as --user-dir (graphormer2's fairseq task, model and criterion)",
+)
+def fairseq_user_dir(args: FairseqUserDirArgs) -> None:
+    """Print the plugin folder; fairseq itself is only imported by fairseq when it reads the folder."""
+    import graphormer2
+
+    print(Path(graphormer2.__file__).parent / "graphormer2_fairseq")
 
 
 @app.command(

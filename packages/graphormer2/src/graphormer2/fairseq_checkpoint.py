@@ -732,6 +732,17 @@ def _kind(state: Mapping[str, Any], arch: str | None, where: str) -> str:
     )
 
 
+def graphormer2_state_dict(
+    official: Mapping[str, torch.Tensor], config: GraphormerConfig | Graphormer3DConfig
+) -> dict[str, torch.Tensor]:
+    """The graphormer2 state dict of ``config``'s model from an official state dict with every tensor the name
+    table expects (:data:`UNUSED_OFFICIAL` tensors, if present, are not read)."""
+    return {
+        rule.ours: _to_ours(rule, [official[name] for name in rule.official], config)
+        for rule in name_rules(config)
+    }
+
+
 def load_fairseq(source: str | Path | Mapping[str, Any], *, trust_pickle: bool = False) -> FairseqImport:
     """Build the graphormer2 model of an official checkpoint; see :func:`from_fairseq`. Also says what was dropped
     (unused official tensors) and which settings were assumed."""
@@ -785,8 +796,7 @@ def load_fairseq(source: str | Path | Mapping[str, Any], *, trust_pickle: bool =
              if tuple(state[name].shape) != shapes[name]]  # fmt: skip
     if wrong:
         raise InputError(f"{where}: tensor shapes do not fit its architecture: {_names(wrong, 6)}")
-    ours = {rule.ours: _to_ours(rule, [state[name] for name in rule.official], config) for rule in rules}
-    model.load_state_dict(ours, strict=True)
+    model.load_state_dict(graphormer2_state_dict(state, config), strict=True)
     ignored = tuple(sorted(set(state) & unused))
     return FairseqImport(model.eval(), kind, ignored, tuple(assumed), str(criterion) if criterion else None)
 
