@@ -59,21 +59,45 @@ Workload (spec §8.4); each measurement runs in a fresh process with ``torch.set
   Training throughput = training graphs × epochs / training seconds (collation, forward, backward, update; the
   per-epoch validation is timed separately and left out for both).
 
+- **Training step against the official code** (only with ``--official-dir PATH``, a local checkout of
+  microsoft/Graphormer, and ``--official-python`` an interpreter where fairseq imports; one extra fresh process
+  run by that interpreter): the official ``GraphormerModel`` (``graphormer/models/graphormer.py``) built by its own
+  ``build_model`` from the equivalent fairseq arguments (``graphormer2.fairseq_checkpoint.fairseq_args`` of
+  Graphormer slim-6, every dropout 0), its weights copied from ours (``official_state_dict``). Only the model
+  code is imported: ``graphormer/__init__.py`` (which imports every criterion and sets the multiprocessing start
+  method) is skipped by registering a bare package module ``graphormer`` whose ``__path__`` is the checkout's
+  ``graphormer/`` folder, so ``graphormer.models`` / ``graphormer.modules`` / ``graphormer.pretrain`` load from
+  the checkout with fairseq and torch only (no ogb, dgl, PyG or Cython data modules). Before timing, the official
+  forward (eval mode, graph-token row ``[:, 0, :]`` as the official ``l1_loss`` criterion reads it) must equal
+  ours within 1e-5 on the first batches, or the run fails. Both models then take the same training steps on the
+  same TPSA batches (the first epoch's ``--batch-size`` batches of the training split in ``graphormer2.fit``'s
+  order, collated once by ``graphormer2.collate``; the official dict is the same tensors under the official
+  collator's keys, whose ids ours follow), each with its own AdamW (the settings above, same schedule): forward,
+  L1 loss, backward, clipping, update, timed per step, alternating ours/official (the order swapped every step)
+  after 5 untimed warm-up steps each (quick 40 timed steps each, full 100). Throughput = the median over steps
+  of graphs / step seconds.
+
 Ratios are ``ours / anchor`` (papers_common's convention): above 1 means ours is faster for throughput; below 1
 means ours is more accurate for MAE.
 
-    python packages/graphormer2/benchmarks/run.py --out reports/graphormer2 [--quick] [--threads 2]
+    python packages/graphormer2/benchmarks/run.py --out reports/graphormer2 [--quick] [--threads 2] \
+        [--official-dir PATH --official-python PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -121,6 +145,10 @@ OFFSET = 512  # width of one feature's id block
 SPLIT, SPLIT_SEED = (0.8, 0.1, 0.1), 0
 LR, END_LR, WEIGHT_DECAY, WARMUP_FRACTION, CLIP = 5e-4, 1e-9, 0.01, 0.1, 5.0
 GIN_LAYERS = 5
+OFFICIAL_MODEL_FILE = Path("graphormer", "models", "graphormer.py")
+EQUIVALENCE_TOLERANCE = 1e-5  # max |ours − official| of the eval-mode outputs
+EQUIVALENCE_BATCHES = 3
+STEP_WARMUP = 5  # untimed training steps of each model before timing
 PARAMETER_TOLERANCE = 0.25
 # importing torch_geometric warns about its own use of torch.jit.script
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
@@ -130,8 +158,9 @@ warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", ca
 class Request:
     """One measurement, run in its own process.
 
-    ``task`` is ``preprocess`` (``library`` ``ours``, ``pyg`` or ``official``) or ``train`` (``ours``,
-    ``gine`` or ``gin``); ``molecules`` is the number of SMILES or TPSA rows read (None: all of them); preprocessing times
+    ``task`` is ``preprocess`` (``library`` ``ours``, ``pyg`` or ``official``), ``train`` (``ours``,
+    ``gine`` or ``gin``) or ``train-step`` (``official``: ``steps`` timed training steps of ours and of the
+    official model in ``official_dir``, alternating); ``molecules`` is the number of SMILES or TPSA rows read (None: all of them); preprocessing times
     are the median of ``repeats`` passes.
     """
 
@@ -146,6 +175,8 @@ class Request:
     repeats: int = 1
     threads: int = 2
     seed: int = 0
+    official_dir: str | None = None
+    steps: int = 0
 
     @property
     def label(self) -> str:
@@ -156,6 +187,7 @@ class Request:
             ("train", "ours"): "ours Graphormer slim-6, TPSA training",
             ("train", "gin"): f"PyG GIN hidden {self.gin_hidden}, TPSA training",
             ("train", "gine"): f"PyG GINE + virtual node, {self.gine_layers} layers, TPSA training",
+            ("train-step", "official"): "ours vs official Graphormer slim-6, TPSA training steps",
         }
         return names[(self.task, self.library)]
 
@@ -698,6 +730,202 @@ def train_pyg(request: Request) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------- official training step
+
+
+def import_official_model(official_dir: Path) -> type:
+    """The official ``GraphormerModel`` class from the checkout ``official_dir``, without its package ``__init__``.
+
+    ``graphormer/__init__.py`` imports every criterion and forces the ``fork`` start method, and
+    ``graphormer/data`` needs ogb, dgl, PyG and Cython; the model needs none of them. A bare module ``graphormer``
+    with ``__path__`` = the checkout's ``graphormer/`` folder is registered in ``sys.modules`` instead, so that
+    ``graphormer.models.graphormer`` and what it imports (``graphormer.modules``, ``graphormer.pretrain``) load
+    from the checkout through the normal import system, with fairseq and torch only.
+    """
+    package_dir = (official_dir / "graphormer").resolve()
+    loaded = sys.modules.get("graphormer")
+    if loaded is None:
+        stub = types.ModuleType("graphormer")
+        stub.__path__ = [str(package_dir)]  # a package whose __init__.py is never run
+        sys.modules["graphormer"] = stub
+    elif list(getattr(loaded, "__path__", [])) != [str(package_dir)]:
+        raise SystemExit(f"another module 'graphormer' is already imported ({loaded!r})")
+    module = importlib.import_module("graphormer.models.graphormer")
+    if Path(module.__file__ or "").resolve() != package_dir / "models" / "graphormer.py":
+        raise SystemExit(f"imported {module.__file__}, not the checkout's {OFFICIAL_MODEL_FILE}")
+    return module.GraphormerModel
+
+
+def official_inputs(batch: Any) -> dict[str, torch.Tensor]:
+    """The official collator's ``batched_data`` dict for a ``graphormer2.GraphBatch``.
+
+    Ours already holds the official batched ids (``graphormer2.collate``: the official collator's +1 of ``x``,
+    degrees, distances and path ids is included in our items) and the same ``attn_bias`` layout, so the tensors
+    are passed as they are; ``out_degree`` is ``in_degree`` as in the official collator (undirected graphs).
+    """
+    return {
+        "idx": torch.arange(len(batch)),
+        "attn_bias": batch.attn_bias,
+        "attn_edge_type": batch.attn_edge_type,
+        "spatial_pos": batch.spatial_pos,
+        "in_degree": batch.in_degree,
+        "out_degree": batch.in_degree,
+        "x": batch.x,
+        "edge_input": batch.edge_input,
+        "y": batch.y,
+    }
+
+
+def train_step_official(request: Request) -> dict[str, Any]:
+    """Time training steps of ours and of the official model (same weights, same batches), alternating."""
+    from graphormer2.fairseq_checkpoint import fairseq_args, official_state_dict
+    from torch.utils.data import DistributedSampler
+
+    graphormer_model = import_official_model(Path(request.official_dir or "."))
+    data = tpsa_split(request)
+    train = Standardised(data.parts[0], data.mean, data.std)
+    config = train_config(request, len(train))
+    sampler = DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=config.seed)
+    sampler.set_epoch(0)
+    order = list(sampler)
+    batches = [
+        collate([train[i] for i in order[first : first + config.batch_size]])
+        for first in range(0, len(order), config.batch_size)
+    ]
+    feeds = [official_inputs(batch) for batch in batches]
+
+    torch.manual_seed(request.seed)
+    ours = Graphormer(graphormer_config())
+    official = graphormer_model.build_model(argparse.Namespace(**fairseq_args(ours.config)), None)
+    official.load_state_dict(official_state_dict(ours), strict=True)
+    forward = {
+        "ours": lambda index: ours(batches[index]),
+        # the official l1_loss criterion reads the graph token's row of the (B, N + 1, C) output
+        "official": lambda index: official(feeds[index])[:, 0, :],
+    }
+    models: dict[str, nn.Module] = {"ours": ours, "official": official}
+
+    for model in models.values():
+        model.eval()
+    with torch.no_grad():
+        difference = max(
+            (forward["ours"](index) - forward["official"](index)).abs().max().item()
+            for index in range(min(EQUIVALENCE_BATCHES, len(batches)))
+        )
+    if not difference <= EQUIVALENCE_TOLERANCE:
+        raise SystemExit(
+            f"the official GraphormerModel with our weights differs from ours by {difference:.3g} "
+            f"(> {EQUIVALENCE_TOLERANCE:g}) in eval mode: the comparison would not be at equal models"
+        )
+
+    optimizers = {
+        name: torch.optim.AdamW(
+            model.parameters(), lr=LR, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+        )
+        for name, model in models.items()
+    }
+    total = STEP_WARMUP + request.steps
+    schedule_total = config.epochs * len(batches)
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    losses: dict[str, list[float]] = {name: [] for name in models}
+    for model in models.values():
+        model.train()
+    for step in progress(range(total), desc="ours/official train steps", unit="step"):
+        index = step % len(batches)
+        batch = batches[index]
+        for name in ("ours", "official") if step % 2 == 0 else ("official", "ours"):
+            model, optimizer = models[name], optimizers[name]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step, schedule_total)
+            began = time.perf_counter()
+            loss = (forward[name](index) - batch.y).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+            optimizer.step()
+            seconds = time.perf_counter() - began
+            losses[name].append(loss.item())
+            if step >= STEP_WARMUP:
+                rates[name].append(len(batch) / seconds)
+    return {
+        "ours_graphs_per_second": statistics.median(rates["ours"]),
+        "official_graphs_per_second": statistics.median(rates["official"]),
+        "max_output_difference": difference,
+        "max_loss_difference": max(
+            abs(a - b) for a, b in zip(losses["ours"], losses["official"], strict=True)
+        ),
+        "steps": request.steps,
+        "warmup_steps": STEP_WARMUP,
+        "batches": len(batches),
+        "train_graphs": len(train),
+        "parameters": ours.num_parameters(),
+        "official_parameters": sum(p.numel() for p in official.parameters()),
+        "torch": torch.__version__,
+        "fairseq": getattr(sys.modules.get("fairseq"), "__version__", "unknown"),
+    }
+
+
+def official_commit(official_dir: Path) -> str:
+    """The checkout's git commit, or ``local checkout`` where it is not a git work tree."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", os.fspath(official_dir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return "local checkout"
+    commit = done.stdout.strip()
+    return f"commit {commit}" if done.returncode == 0 and commit else "local checkout"
+
+
+def check_official_dir(text: str) -> Path:
+    """``--official-dir``: a directory holding ``graphormer/models/graphormer.py``, else a one-line exit."""
+    path = Path(text).expanduser()
+    if not path.is_dir() or not (path / OFFICIAL_MODEL_FILE).is_file():
+        raise SystemExit(
+            f"--official-dir: {text} is not a microsoft/Graphormer checkout (no {OFFICIAL_MODEL_FILE.as_posix()})"
+        )
+    return path.resolve()
+
+
+def check_official_python(text: str) -> str:
+    """``--official-python``: an interpreter that imports fairseq, else a one-line exit."""
+    try:
+        done = subprocess.run(
+            [text, "-c", "import fairseq"], capture_output=True, text=True, check=False, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SystemExit(f"--official-python: cannot run {text} ({err})") from None
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or ["no error message"]
+        raise SystemExit(f"--official-python: {text} cannot import fairseq ({lines[-1]})")
+    return text
+
+
+def measure_with(python: str, request: Request) -> dict[str, Any]:
+    """:func:`measure` with another interpreter (``--official-python``): ``python run.py --worker JSON``."""
+    # not realpath: a virtual environment's python is a link to the base interpreter, with other packages
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
+        return measure(request)
+    print(f"measuring {request.label} with {python} ...", file=sys.stderr, flush=True)
+    began = time.perf_counter()
+    done = subprocess.run(
+        [python, __file__, "--worker", json.dumps(asdict(request))],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    prefix = "RESULT "  # papers_common.emit_result's line
+    lines = [line for line in done.stdout.splitlines() if line.startswith(prefix)]
+    if done.returncode or not lines:
+        sys.stderr.write(done.stdout[-4000:])
+        raise SystemExit(f"{request.label}: the measuring process failed (exit code {done.returncode})")
+    print(f"  done in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+    return json.loads(lines[-1][len(prefix) :])
+
+
 # ----------------------------------------------------------------------------------------------- running
 
 
@@ -712,6 +940,7 @@ def worker(request: Request) -> dict[str, Any]:
         ("train", "ours"): train_ours,
         ("train", "gine"): train_pyg,
         ("train", "gin"): train_pyg,
+        ("train-step", "official"): train_step_official,
     }
     return handlers[(request.task, request.library)](request)
 
@@ -754,6 +983,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=positive, help="timed preprocessing passes, median kept (default: 3 quick, 1 full)"
     )
+    parser.add_argument(
+        "--official-dir",
+        help="a microsoft/Graphormer checkout: also time its training step against ours (needs fairseq)",
+    )
+    parser.add_argument(
+        "--official-python",
+        help="interpreter with fairseq for the --official-dir measurement (default: this one)",
+    )
     # internal: run one Request, given as JSON, in this process and print its result
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -763,6 +1000,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         parser.error("--out is required")
+    official_dir = check_official_dir(args.official_dir) if args.official_dir is not None else None
+    official_python = None
+    if official_dir is not None:
+        official_python = check_official_python(args.official_python or sys.executable)
+    elif args.official_python is not None:
+        raise SystemExit("--official-python: only used with --official-dir")
     molecules = args.molecules if args.molecules is not None else (1000 if args.quick else None)
     train_molecules = (
         args.train_molecules if args.train_molecules is not None else (1000 if args.quick else None)
@@ -799,6 +1042,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         prepared = {library: results[("preprocess", library)] for library in ("ours", "pyg", "official")}
         trained = {library: results[("train", library)] for library in ("ours", "gine", "gin")}
+        stepped = None
+        if official_dir is not None and official_python is not None:
+            stepping = replace(
+                fitting,
+                task="train-step",
+                library="official",
+                official_dir=str(official_dir),
+                steps=40 if args.quick else 100,
+            )
+            stepped = measure_with(official_python, stepping)
 
     machine = {**machine_info("cpu"), "threads": args.threads, "mode": "quick" if args.quick else "full"}
     pyg_version = package_version("torch-geometric")
@@ -909,6 +1162,31 @@ def main(argv: list[str] | None = None) -> int:
             gin_anchor,
         ),
     ]
+    if stepped is not None and official_dir is not None:
+        official_model_anchor = Anchor(
+            "official microsoft/Graphormer (fairseq) GraphormerModel, " + official_commit(official_dir),
+            f"fairseq {stepped['fairseq']}, torch {stepped['torch']}",
+        )
+        step_workload = (
+            f"{stepped['steps']} training steps of each model after {stepped['warmup_steps']} warm-up steps, "
+            f"alternating, on the {stepped['batches']} first-epoch batches of {args.batch_size} of the TPSA "
+            f"training split ({stepped['train_graphs']} graphs), forward + L1 loss + backward + clipping + AdamW; "
+            f"ours Graphormer slim-6 vs the official GraphormerModel built from the equivalent fairseq args with "
+            f"our weights ({stepped['parameters']} parameters; eval outputs agree within "
+            f"{stepped['max_output_difference']:.2g}), every dropout 0, torch.set_num_threads({args.threads}), "
+            "median of graphs / step seconds"
+        )
+        rows.append(
+            Measurement(
+                step_workload,
+                "training step throughput vs the official code",
+                "graphs/s",
+                stepped["ours_graphs_per_second"],
+                stepped["official_graphs_per_second"],
+                True,
+                official_model_anchor,
+            )
+        )
     path = write_bench(Bench("graphormer2", pyg_anchor, rows[0], machine, rows), args.out)
 
     print(f"machine: {json.dumps(machine)}")
@@ -953,15 +1231,20 @@ def main(argv: list[str] | None = None) -> int:
         f"ours/GIN (extra): throughput {rows[5].ratio:.3f}, test MAE {rows[6].ratio:.3f} "
         "(MAE in Å², lower is better)"
     )
-    print(
-        json.dumps(
-            {
-                "bench": str(path),
-                "ratio_vs_pyg_preprocessing": rows[0].ratio,
-                "seconds": round(time.perf_counter() - began, 1),
-            }
+    summary = {"bench": str(path), "ratio_vs_pyg_preprocessing": rows[0].ratio}
+    if stepped is not None:
+        print(
+            f"\nTraining step vs the official code ({rows[-1].anchor.name if rows[-1].anchor else ''})\n"
+            f"  ours {stepped['ours_graphs_per_second']:.1f} graphs/s, official "
+            f"{stepped['official_graphs_per_second']:.1f} graphs/s, ratio ours/official {rows[-1].ratio:.3f} "
+            f"(median of {stepped['steps']} steps each)\n"
+            f"  equivalence: max |ours − official| of the eval outputs {stepped['max_output_difference']:.3g} "
+            f"(tolerance {EQUIVALENCE_TOLERANCE:g}); max |loss difference| over the steps "
+            f"{stepped['max_loss_difference']:.3g}"
         )
-    )
+        summary["ratio_vs_official_train_step"] = rows[-1].ratio
+    summary["seconds"] = round(time.perf_counter() - began, 1)
+    print(json.dumps(summary))
     return 0
 
 

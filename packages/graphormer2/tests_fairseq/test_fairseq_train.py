@@ -137,3 +137,70 @@ def test_an_exported_model_is_loaded_by_fairseq_train(
     with torch.no_grad():
         torch.testing.assert_close(model(batch), trained(batch), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(from_fairseq(tmp_path / "graphormer2-tpsa.pt")(batch), trained(batch))
+
+
+def oc20_lmdb(path: Path, systems: int, seed: int) -> None:
+    """An OC20 IS2RE LMDB of ``systems`` random slab + adsorbate records (PyG ``Data``, as OC20 writes them)."""
+    import pickle
+
+    import lmdb
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(seed)
+    env = lmdb.open(str(path), subdir=False, map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for k in range(systems):
+            slab, adsorbate = 6, 2
+            pos = torch.rand(slab + adsorbate, 3, generator=g) * torch.tensor([6.0, 6.0, 2.0])
+            pos[slab:, 2] += 3.0
+            tags = torch.tensor([0] * 3 + [1] * 3 + [2] * adsorbate)
+            record = Data(
+                pos=pos, cell=torch.tensor([[[6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 0.0, 20.0]]]),
+                atomic_numbers=torch.tensor([78.0, 29.0, 78.0, 29.0, 78.0, 29.0, 6.0, 8.0]), natoms=slab + adsorbate,
+                tags=tags, fixed=(tags == 0).float(), sid=k, y_init=0.0, y_relaxed=float(pos[slab:, 2].mean()) - 4.0,
+                pos_relaxed=pos + 0.05 * torch.rand(slab + adsorbate, 3, generator=g),
+            )  # fmt: skip
+            txn.put(str(k).encode(), pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+    env.close()
+
+
+def test_graphormer3d_trains_in_fairseq_and_converts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 3D task, model and criterion under ``fairseq-train`` on tiny OC20 LMDBs (read only with
+    ``--trust-pickle``); ``convert-fairseq`` turns the checkpoint into a Graphormer-3D with equal outputs."""
+    pytest.importorskip("lmdb")
+    user_dir = plugin_dir(capsys)
+    oc20_lmdb(tmp_path / "train.lmdb", 24, seed=0)
+    oc20_lmdb(tmp_path / "valid.lmdb", 8, seed=1)
+    base = [
+        "fairseq-train", "--user-dir", user_dir, "--task", "graphormer2_is2re", "--train-lmdb", "train.lmdb",
+        "--valid-lmdb", "valid.lmdb", "--arch", "graphormer2_3d_base", "--layers", "2", "--blocks", "1",
+        "--embed-dim", "32", "--ffn-embed-dim", "32", "--attention-heads", "4", "--num-kernel", "16",
+        "--criterion", "graphormer2_3d_loss", "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "8",
+        "--max-update", "9", "--cpu", "--num-workers", "0", "--save-dir", "checkpoints", "--no-epoch-checkpoints",
+        "--seed", "1", "--log-format", "simple",
+    ]  # fmt: skip
+    refused = subprocess.run(base, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0
+    assert "--trust-pickle" in refused.stderr
+    done = subprocess.run(
+        [*base, "--trust-pickle"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    with preserved_global_state():
+        assert (
+            app.main(["convert-fairseq", "--checkpoint", "checkpoints/checkpoint_last.pt", "--out", "g3d"])
+            == 0
+        )
+    model, task = fairseq_model(tmp_path / "checkpoints" / "checkpoint_last.pt", user_dir)
+    task.load_dataset("valid")
+    valid = task.datasets["valid"]
+    sample = valid.collater([valid[i] for i in range(len(valid))])
+    from graphormer2 import Graphormer3D
+
+    ours = Graphormer3D.from_pretrained(tmp_path / "g3d").eval()
+    with torch.no_grad():
+        for got, expected in zip(ours(**sample["net_input"]), model(**sample["net_input"]), strict=True):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

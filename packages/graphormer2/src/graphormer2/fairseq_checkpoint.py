@@ -743,6 +743,29 @@ def graphormer2_state_dict(
     }
 
 
+PLUGIN_3D_PREFIX = "graphormer3d."
+"""Key prefix of the Graphormer-3D checkpoints that graphormer2's fairseq plugin writes (graphormer2's own names)."""
+
+
+def _plugin_3d(values: Mapping[str, Any], state: Mapping[str, torch.Tensor], where: str) -> FairseqImport:
+    """A checkpoint of the plugin's ``graphormer2_3d`` model: its arguments are Graphormer3DConfig's field names."""
+    fields = {f.name: values[f.name] for f in dataclasses.fields(Graphormer3DConfig) if f.name in values}
+    try:
+        model = Graphormer3D(Graphormer3DConfig(**fields))
+    except (InputError, TypeError) as err:
+        raise InputError(f"{where}: its arguments do not give a valid Graphormer3DConfig ({err})") from None
+    ours = {key.removeprefix(PLUGIN_3D_PREFIX): tensor for key, tensor in state.items()}
+    unknown, missing = (
+        sorted(set(ours) - set(model.state_dict())),
+        sorted(set(model.state_dict()) - set(ours)),
+    )
+    if unknown or missing:
+        raise InputError(f"{where}: unknown key(s) {_names(unknown)}; missing key(s) {_names(missing)}")
+    model.load_state_dict(ours, strict=True)
+    assumed = [f.name for f in dataclasses.fields(Graphormer3DConfig) if f.name not in values]
+    return FairseqImport(model.eval(), "Graphormer3D", (), tuple(assumed), values.get("criterion"))
+
+
 def load_fairseq(source: str | Path | Mapping[str, Any], *, trust_pickle: bool = False) -> FairseqImport:
     """Build the graphormer2 model of an official checkpoint; see :func:`from_fairseq`. Also says what was dropped
     (unused official tensors) and which settings were assumed."""
@@ -767,6 +790,8 @@ def load_fairseq(source: str | Path | Mapping[str, Any], *, trust_pickle: bool =
     args_source = checkpoint.get("args") if state is not checkpoint else None
     values = _mapping(args_source) or {**_mapping(cfg.get("task")), **_mapping(cfg.get("model"))}
     criterion = values.get("criterion") or _mapping(cfg.get("criterion")).get("_name")
+    if any(key.startswith(PLUGIN_3D_PREFIX) for key in state):
+        return _plugin_3d(values, state, where)
     args = _Args(values, where)
     arch = args.get("arch", str) or args.get("_name", str)
     kind = _kind(state, arch, where)

@@ -576,8 +576,9 @@ class OC20Dataset(Dataset[AtomsItem]):
         return self._length
 
     def _locate(self, index: int) -> tuple[int, int]:
-        if isinstance(index, bool) or not isinstance(index, int):
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise TypeError(f"OC20Dataset indices are integers, got {type(index).__name__}")
+        index = int(index)  # samplers give NumPy integers
         if index < 0:
             index += self._length
         if not 0 <= index < self._length:

@@ -11,9 +11,15 @@ fairseq imports this folder as the top-level module ``graphormer2_fairseq``, whi
   architectures ``graphormer2_slim``, ``graphormer2_base``, ``graphormer2_large`` (the presets of
   :meth:`graphormer2.GraphormerConfig.preset`);
 - the criterion ``graphormer2_l1``: L1 between the raw outputs and the observed (non-NaN) targets, as the official
-  ``l1_loss`` (the official pipeline regresses raw targets).
+  ``l1_loss`` (the official pipeline regresses raw targets);
+- for 3D systems, the task ``graphormer2_is2re`` (OC20 IS2RE LMDB files through :class:`graphormer2.OC20Dataset`,
+  ``--train-lmdb`` / ``--valid-lmdb`` / ``--test-lmdb``, read only with ``--trust-pickle``), the model
+  ``graphormer2_3d`` (:class:`graphormer2.Graphormer3D` with the official 3D arguments ``--layers``, ``--blocks``,
+  ``--embed-dim``, ``--ffn-embed-dim``, ``--attention-heads``, ``--num-kernel``, ...; architecture
+  ``graphormer2_3d_base``) and the criterion ``graphormer2_3d_loss`` (:meth:`graphormer2.Graphormer3D.loss`: energy
+  L1 plus the Δpos loss, its weight decaying over ``--max-update``).
 
-The model's state dict uses the official parameter names and layouts
+The 2D model's state dict uses the official parameter names and layouts
 (:func:`graphormer2.fairseq_checkpoint.official_state_dict`), so the checkpoints fairseq writes are official-format
 checkpoints: ``graphormer2 convert-fairseq`` and the official code read them, and fairseq reads official ones.
 fairseq reads the task's dataclass fields as types, so this module does not postpone annotations.
@@ -32,11 +38,15 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
 
+from graphormer2.atoms import collate_atoms
 from graphormer2.collate import collate
 from graphormer2.datasets import MoleculeDataset, split
 from graphormer2.fairseq_checkpoint import UNUSED_OFFICIAL, graphormer2_state_dict, official_state_dict
 from graphormer2.model import PRESETS, Graphormer, GraphormerConfig
+from graphormer2.model3d import Graphormer3D, Graphormer3DConfig
+from graphormer2.oc20 import OC20Dataset
 from papers_common import InputError
 
 SPLITS = ("train", "valid", "test")
@@ -234,6 +244,176 @@ class L1Criterion(FairseqCriterion):
         total = sum(float(log.get("loss", 0)) for log in logging_outputs)
         size = sum(log.get("sample_size", 0) for log in logging_outputs)
         metrics.log_scalar("loss", total / max(size, 1), size, round=6)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
+
+
+@dataclass
+class IS2REConfig(FairseqDataclass):
+    """Settings of the ``graphormer2_is2re`` task."""
+
+    train_lmdb: str = field(
+        default="", metadata={"help": "OC20 IS2RE LMDB file or folder of the train split"}
+    )
+    valid_lmdb: str = field(
+        default="", metadata={"help": "OC20 IS2RE LMDB file or folder of the valid split"}
+    )
+    test_lmdb: str = field(default="", metadata={"help": "OC20 IS2RE LMDB file or folder of the test split"})
+    trust_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "read the LMDB records, which are pickles (unpickling can run code: trusted files only)"
+        },
+    )
+
+
+class SystemsDataset(FairseqDataset):
+    """The systems of one OC20 LMDB; ``collater`` gives ``{"net_input": {"atoms", "tags", "pos", "real_mask"},
+    "batch": AtomsBatch, "nsamples": B}``."""
+
+    def __init__(self, systems: OC20Dataset) -> None:
+        self.systems = systems
+
+    def __getitem__(self, index: int) -> Any:
+        return self.systems[index]
+
+    def __len__(self) -> int:
+        return len(self.systems)
+
+    def collater(self, samples: list[Any]) -> dict[str, Any]:
+        if not samples:
+            return {}
+        batch = collate_atoms(samples)
+        inputs = {"atoms": batch.atoms, "tags": batch.tags, "pos": batch.pos, "real_mask": batch.real_mask}
+        return {"net_input": inputs, "batch": batch, "nsamples": len(samples)}
+
+    def num_tokens(self, index: int) -> int:
+        return 1
+
+    def size(self, index: int) -> int:
+        return 1
+
+    def ordered_indices(self) -> np.ndarray:
+        return np.arange(len(self))
+
+
+@register_task("graphormer2_is2re", dataclass=IS2REConfig)
+class IS2RETask(FairseqTask):
+    """Relaxed energy (and Δpos) from initial structures, on OC20 IS2RE LMDB files (module docstring)."""
+
+    def __init__(self, cfg: IS2REConfig) -> None:
+        super().__init__(cfg)
+        self.paths = {"train": cfg.train_lmdb, "valid": cfg.valid_lmdb, "test": cfg.test_lmdb}
+
+    @classmethod
+    def setup_task(cls, cfg: IS2REConfig, **kwargs: Any) -> "IS2RETask":
+        return cls(cfg)
+
+    def load_dataset(self, split: str, combine: bool = False, **kwargs: Any) -> None:
+        path = self.paths.get(split)
+        if not path:
+            raise InputError(f"split {split!r}: give its LMDB with --{split}-lmdb")
+        self.datasets[split] = SystemsDataset(
+            OC20Dataset(path, task="is2re", trust_pickle=self.cfg.trust_pickle)
+        )
+
+    def max_positions(self) -> None:
+        return None
+
+    @property
+    def source_dictionary(self) -> None:
+        return None
+
+    @property
+    def target_dictionary(self) -> None:
+        return None
+
+
+ARGUMENTS_3D = {
+    # official argument name: (Graphormer3DConfig field, type, help)
+    "layers": ("layers", int, "distinct Pre-LN layers"),
+    "blocks": ("blocks", int, "times the layer stack is applied"),
+    "embed_dim": ("embed_dim", int, "D"),
+    "ffn_embed_dim": ("ffn_embed_dim", int, "feed-forward width"),
+    "attention_heads": ("attention_heads", int, "attention heads"),
+    "num_kernel": ("num_kernel", int, "Gaussian distance kernels"),
+    "input_dropout": ("input_dropout", float, "dropout on the node input"),
+    "dropout": ("dropout", float, "dropout"),
+    "attention_dropout": ("attention_dropout", float, "attention dropout"),
+    "activation_dropout": ("activation_dropout", float, "dropout after the feed-forward activation"),
+    "node_loss_weight": ("node_loss_weight", float, "initial weight of the Δpos loss"),
+    "min_node_loss_weight": ("min_node_loss_weight", float, "final weight of the Δpos loss"),
+}
+
+
+@register_model("graphormer2_3d")
+class Graphormer3DModel(BaseFairseqModel):
+    """:class:`graphormer2.Graphormer3D` as a fairseq model (graphormer2's parameter names, under ``graphormer3d.``)."""
+
+    def __init__(self, graphormer3d: Graphormer3D) -> None:
+        super().__init__()
+        self.graphormer3d = graphormer3d
+        self.num_updates = 0
+
+    @staticmethod
+    def add_args(parser: Any) -> None:
+        for name, (_, kind, text) in ARGUMENTS_3D.items():
+            parser.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N", help=text)
+
+    @classmethod
+    def build_model(cls, args: Any, task: IS2RETask) -> "Graphormer3DModel":
+        fields = {target: kind(getattr(args, name)) for name, (target, kind, _) in ARGUMENTS_3D.items()}
+        return cls(Graphormer3D(Graphormer3DConfig(**fields)))
+
+    def forward(
+        self, atoms: torch.Tensor, tags: torch.Tensor, pos: torch.Tensor, real_mask: torch.Tensor
+    ) -> tuple:
+        """Standardised energy ``(B,)`` and Δpos ``(B, N, 3)``."""
+        return self.graphormer3d(atoms, tags, pos, real_mask)
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
+
+
+@register_model_architecture("graphormer2_3d", "graphormer2_3d_base")
+def _architecture_3d(args: Any) -> None:
+    config = Graphormer3DConfig()
+    for name, (target, _, _) in ARGUMENTS_3D.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, getattr(config, target))
+
+
+@dataclass
+class Loss3DConfig(FairseqDataclass):
+    """Settings of the ``graphormer2_3d_loss`` criterion."""
+
+    max_update: int = II("optimization.max_update")
+
+
+@register_criterion("graphormer2_3d_loss", dataclass=Loss3DConfig)
+class Loss3DCriterion(FairseqCriterion):
+    """:meth:`graphormer2.Graphormer3D.loss` (energy L1 + λ · Δpos L1, λ decaying over ``--max-update``)."""
+
+    def __init__(self, task: IS2RETask, max_update: int) -> None:
+        super().__init__(task)
+        self.max_update = max(int(max_update or 0), 1)
+
+    def forward(self, model: Graphormer3DModel, sample: dict[str, Any], reduce: bool = True) -> tuple:
+        outputs = model(**sample["net_input"])
+        loss, parts = model.graphormer3d.loss(sample["batch"], outputs, model.num_updates, self.max_update)
+        size = sample["nsamples"]
+        return loss * size, size, {"loss": loss.detach() * size, "energy_mae": parts["energy_mae"] * size,
+                                   "sample_size": size, "nsentences": size, "ntokens": size}  # fmt: skip
+
+    @staticmethod
+    def reduce_metrics(logging_outputs: list[dict[str, Any]]) -> None:
+        size = max(sum(log.get("sample_size", 0) for log in logging_outputs), 1)
+        for key in ("loss", "energy_mae"):
+            total = sum(float(log.get(key, 0)) for log in logging_outputs)
+            metrics.log_scalar(key, total / size, size, round=6)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
