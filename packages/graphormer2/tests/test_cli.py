@@ -427,7 +427,10 @@ def test_bad_files_and_run_directories_are_reported(
     )
 
     assert app.main(["train3d", "--out", str(tmp_path / "r")]) == 2
-    assert "exactly one data source: --task relaxation or --sdf" in capsys.readouterr().err
+    assert (
+        "exactly one data source: --task relaxation, --sdf FILE --energy-prop NAME or --oc20 LMDB"
+        in capsys.readouterr().err
+    )
     assert app.main(["train3d", "--sdf", str(tmp_path / "none.sdf"), "--out", str(tmp_path / "r")]) == 2
     assert "--sdf needs --energy-prop" in capsys.readouterr().err
 
@@ -522,3 +525,26 @@ def test_a_run_repeats_exactly_on_one_core_and_on_two(tmp_path: Path) -> None:
         written.append((test, metrics, (out / "best" / "model.safetensors").read_bytes()))
     assert written[0][0]["steps"] == 8
     assert written[0] == written[1]
+
+
+def test_train3d_on_an_oc20_lmdb_only_with_trust_pickle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train3d --oc20``: refused without ``--trust-pickle`` (one line naming it, nothing unpickled); with it, the
+    IS2RE records train with the displacement loss on and the run records its data source."""
+    pytest.importorskip("lmdb")
+    from test_oc20 import new_layout, system, write_lmdb
+
+    path = tmp_path / "is2re.lmdb"
+    write_lmdb(path, {str(k).encode(): new_layout(system(k, 4, 2)) for k in range(8)})
+    out = tmp_path / "run"
+    assert app.main(["train3d", "--oc20", str(path), "--out", str(out), *TINY_3D]) == 2
+    err = capsys.readouterr().err
+    assert "--trust-pickle" in err
+    assert len(err.strip().splitlines()) == 1
+    assert app.main(["train3d", "--oc20", str(path), "--trust-pickle", "--out", str(out), *TINY_3D]) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert summary["sizes"] == {"train": 4, "valid": 2, "test": 2}
+    extra = json.loads((out / "config.json").read_text())["extra"]
+    assert extra["node_loss"] is True
+    assert extra["data"]["task"] == "is2re"

@@ -201,3 +201,21 @@ def test_readme_fairseq_lines_convert_and_export(tmp_path: Path, monkeypatch: py
         exported = from_fairseq(tmp_path / "graphormer2-tpsa.pt")(batch)
         trained = Graphormer.from_pretrained(tmp_path / "runs" / "tpsa").eval()(batch)
         torch.testing.assert_close(exported, trained, rtol=1e-6, atol=1e-6)
+
+
+def test_readme_train3d_oc20_line_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's ``train3d --oc20`` line as written, on ``is2re/train/data.lmdb`` holding 20 small systems."""
+    pytest.importorskip("lmdb")
+    from test_oc20 import new_layout, system, write_lmdb
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "is2re" / "train").mkdir(parents=True)
+    write_lmdb(
+        tmp_path / "is2re" / "train" / "data.lmdb",
+        {str(k).encode(): new_layout(system(k, 4, 2)) for k in range(20)},
+    )
+    with preserved_global_state():
+        assert app.main(readme_command("graphormer2 train3d --oc20")[1:]) == 0
+    assert (tmp_path / "runs" / "oc20" / "best" / "model.safetensors").is_file()

@@ -165,6 +165,14 @@ class Train3DArgs(TrainingArgs):
     per_atom: bool = option(False, help="--task relaxation: energy per atom instead of per molecule")
     sdf: Path | None = option(None, help="an SDF file of 3D molecules (hydrogens as written)")
     energy_prop: str | None = option(None, help="--sdf: the SD property holding the target energy")
+    oc20: Path | None = option(
+        None, help="an OC20 IS2RE LMDB file (or a folder of them): relaxed energy (eV) and displacements (Å)"
+    )
+    trust_pickle: bool = option(
+        False,
+        help="--oc20: read its records, which are Python pickles; unpickling can run code, so only for files you "
+        "trust (an allow-list still refuses anything an OC20 record does not need)",
+    )
     cache_dir: Path | None = option(
         None, help="--task relaxation: keep the generated molecules here", output="dir"
     )
@@ -534,8 +542,10 @@ def train3d(args: Train3DArgs) -> None:
     from graphormer2.train import ModelLossObjective, atoms_inputs, fit
 
     fractions = _check_split(args.split)
-    if (args.task is None) == (args.sdf is None):
-        raise InputError("give exactly one data source: --task relaxation or --sdf FILE --energy-prop NAME")
+    if sum(source is not None for source in (args.task, args.sdf, args.oc20)) != 1:
+        raise InputError(
+            "give exactly one data source: --task relaxation, --sdf FILE --energy-prop NAME or --oc20 LMDB"
+        )
     train_items: list[AtomsItem]
     if args.task == "relaxation":
         if args.energy_prop is not None:
@@ -549,6 +559,17 @@ def train3d(args: Train3DArgs) -> None:
         standardisation = task.standardisation
         record: dict[str, Any] = {"task": "relaxation", "molecules": args.molecules,
                                   "energy_target": args.energy_target, "per_atom": args.per_atom}  # fmt: skip
+        node_loss = True if args.node_loss is None else args.node_loss
+    elif args.oc20 is not None:
+        from graphormer2.oc20 import read_oc20_lmdb
+
+        items = read_oc20_lmdb(args.oc20, task="is2re", trust_pickle=args.trust_pickle)
+        train_items, valid_items, test_items = (
+            [items[i] for i in part.indices] for part in split(items, fractions, seed=args.seed)
+        )
+        _check_parts({"train": len(train_items), "valid": len(valid_items), "test": len(test_items)})
+        standardisation = Standardisation.fit(train_items)
+        record = {"oc20": str(args.oc20.resolve()), "task": "is2re"}
         node_loss = True if args.node_loss is None else args.node_loss
     else:
         if args.energy_prop is None:
