@@ -96,8 +96,33 @@ class GraphDataset(FairseqDataset):
         return np.arange(len(self))
 
 
+class GraphTask(FairseqTask):
+    """A task without token dictionaries or length limits, built from its config alone."""
+
+    @classmethod
+    def setup_task(cls, cfg: FairseqDataclass, **kwargs: Any) -> "GraphTask":
+        return cls(cfg)
+
+    def max_positions(self) -> None:
+        return None
+
+    @property
+    def source_dictionary(self) -> None:
+        return None
+
+    @property
+    def target_dictionary(self) -> None:
+        return None
+
+
+def add_arguments(parser: Any, table: dict[str, tuple[str, type, str]]) -> None:
+    """``--name`` options for an ``official name: (config field, type, help)`` table."""
+    for name, (_, kind, text) in table.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N", help=text)
+
+
 @register_task("graphormer2_graph_prediction", dataclass=GraphPredictionConfig)
-class GraphPredictionTask(FairseqTask):
+class GraphPredictionTask(GraphTask):
     """Graph-level prediction on a graphormer2 dataset file (module docstring)."""
 
     def __init__(self, cfg: GraphPredictionConfig) -> None:
@@ -119,10 +144,6 @@ class GraphPredictionTask(FairseqTask):
         parts = split(self.molecules, fractions, seed=cfg.split_seed)
         self.parts = {name: list(part.indices) for name, part in zip(SPLITS, parts, strict=True)}
 
-    @classmethod
-    def setup_task(cls, cfg: GraphPredictionConfig, **kwargs: Any) -> "GraphPredictionTask":
-        return cls(cfg)
-
     @property
     def num_classes(self) -> int:
         """Targets per molecule, C."""
@@ -132,17 +153,6 @@ class GraphPredictionTask(FairseqTask):
         if split not in self.parts:
             raise InputError(f"split {split!r}: this task has {', '.join(SPLITS)}")
         self.datasets[split] = GraphDataset(self.molecules, self.parts[split])
-
-    def max_positions(self) -> None:
-        return None
-
-    @property
-    def source_dictionary(self) -> None:
-        return None
-
-    @property
-    def target_dictionary(self) -> None:
-        return None
 
 
 ARGUMENTS = {
@@ -175,8 +185,7 @@ class GraphormerModel(BaseFairseqModel):
 
     @staticmethod
     def add_args(parser: Any) -> None:
-        for name, (_, kind, text) in ARGUMENTS.items():
-            parser.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N", help=text)
+        add_arguments(parser, ARGUMENTS)
         parser.add_argument(
             "--pre-layernorm", action="store_true", help="Pre-LN (Graphormer V1) instead of Post-LN"
         )
@@ -300,16 +309,12 @@ class SystemsDataset(FairseqDataset):
 
 
 @register_task("graphormer2_is2re", dataclass=IS2REConfig)
-class IS2RETask(FairseqTask):
+class IS2RETask(GraphTask):
     """Relaxed energy (and Δpos) from initial structures, on OC20 IS2RE LMDB files (module docstring)."""
 
     def __init__(self, cfg: IS2REConfig) -> None:
         super().__init__(cfg)
         self.paths = {"train": cfg.train_lmdb, "valid": cfg.valid_lmdb, "test": cfg.test_lmdb}
-
-    @classmethod
-    def setup_task(cls, cfg: IS2REConfig, **kwargs: Any) -> "IS2RETask":
-        return cls(cfg)
 
     def load_dataset(self, split: str, combine: bool = False, **kwargs: Any) -> None:
         path = self.paths.get(split)
@@ -318,17 +323,6 @@ class IS2RETask(FairseqTask):
         self.datasets[split] = SystemsDataset(
             OC20Dataset(path, task="is2re", trust_pickle=self.cfg.trust_pickle)
         )
-
-    def max_positions(self) -> None:
-        return None
-
-    @property
-    def source_dictionary(self) -> None:
-        return None
-
-    @property
-    def target_dictionary(self) -> None:
-        return None
 
 
 ARGUMENTS_3D = {
@@ -359,8 +353,7 @@ class Graphormer3DModel(BaseFairseqModel):
 
     @staticmethod
     def add_args(parser: Any) -> None:
-        for name, (_, kind, text) in ARGUMENTS_3D.items():
-            parser.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N", help=text)
+        add_arguments(parser, ARGUMENTS_3D)
 
     @classmethod
     def build_model(cls, args: Any, task: IS2RETask) -> "Graphormer3DModel":
