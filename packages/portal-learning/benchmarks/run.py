@@ -1,4 +1,4 @@
-"""Meta-training step time: tasks batched with ``torch.func.vmap`` against a per-task loop, and ERM throughput.
+"""Meta-training step time: tasks batched (``batched=True``) against a per-task loop, and ERM throughput.
 
 Workload: the interaction model of the reproduction (fingerprint encoder 64 wide, 2-layer protein CNN of 64
 channels, attentive bilinear head) on the synthetic benchmark; a meta-step is the paper's — 5 families, support
@@ -7,7 +7,8 @@ with the others, ``--repeats`` times, and its median step time is reported; both
 meta-gradient (the tests check that).
 
 - Headline: our batched first-order step time against the straightforward sequential loop over tasks with the
-  same model and the same functional inner loop (ratio = ours / loop: below 1 means ours is faster).
+  same model and the same functional inner loop (ratio = ours / loop: below 1 means ours is faster). Batched, the
+  fingerprint model's tasks run with stacked per-task parameters in one forward (``meta.stacked_forward``).
 - Rows: the same for full MAML; the released code's in-place sequential update (``official``); learn2learn's
   ``MAML`` wrapper (clone, adapt, backward per task) when it is installed — it is not on this Python: its build
   pins old Cython and gym releases; ERM pairs per second at batch 64.
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 supports, queries = episode()
                 meta_step(model, supports, queries, config, optimizer, batched=batched)
 
-            variants[f"{mode}-{'vmap' if batched else 'loop'}"] = step
+            variants[f"{mode}-{'batched' if batched else 'loop'}"] = step
     learn2learn_version = None
     try:
         import learn2learn
@@ -147,32 +148,32 @@ def run(args: argparse.Namespace) -> int:
     loop = Anchor("per-task loop (same model, same functional inner loop)", __version__)
     workload = "meta-step: 5 families x (support 1+1, query 4+4), 5 inner SGD steps, fingerprint CPI model"
     headline = Measurement(
-        f"{workload}; FOMAML step time, vmap over tasks vs the per-task loop",
+        f"{workload}; FOMAML step time, tasks batched vs the per-task loop",
         "seconds per meta-step",
         "s",
-        median["fomaml-vmap"],
+        median["fomaml-batched"],
         median["fomaml-loop"],
         False,
         loop,
     )
     measured = [
-        Measurement(f"{workload}; full MAML step time", "seconds per meta-step", "s", median["maml-vmap"],
+        Measurement(f"{workload}; full MAML step time", "seconds per meta-step", "s", median["maml-batched"],
                     median["maml-loop"], False, loop),
-        Measurement(f"{workload}; FOMAML (vmap) vs the released code's sequential in-place update", "seconds per "
-                    "meta-step", "s", median["fomaml-vmap"], median["official-loop"], False,
+        Measurement(f"{workload}; FOMAML (batched) vs the released code's sequential in-place update", "seconds per "
+                    "meta-step", "s", median["fomaml-batched"], median["official-loop"], False,
                     Anchor("released-code update (mode official)", __version__)),
         Measurement("ERM on OOD-train pairs, batch 64", "pairs per second", "pairs/s", erm_pairs_per_s,
                     erm_pairs_per_s, True, Anchor("itself (throughput only)", __version__)),
     ]  # fmt: skip
     if learn2learn_version is not None:
-        measured.append(Measurement(f"{workload}; FOMAML (vmap) vs learn2learn MAML(first_order=True)",
-                                    "seconds per meta-step", "s", median["fomaml-vmap"],
+        measured.append(Measurement(f"{workload}; FOMAML (batched) vs learn2learn MAML(first_order=True)",
+                                    "seconds per meta-step", "s", median["fomaml-batched"],
                                     median["learn2learn-fomaml"], False, Anchor("learn2learn", learn2learn_version)))  # fmt: skip
     machine = {**machine_info(), "threads": args.threads, "repeats": args.repeats,
                "learn2learn": learn2learn_version or "not installable on this Python (see the module docstring)"}  # fmt: skip
     path = write_bench(Bench("portal-learning", loop, headline, machine, measured), args.out)
     print(json.dumps({"median_seconds": median, "erm_pairs_per_s": erm_pairs_per_s}, indent=1))
-    print(f"FOMAML meta-step: vmap {median['fomaml-vmap']:.3f} s, loop {median['fomaml-loop']:.3f} s "
+    print(f"FOMAML meta-step: batched {median['fomaml-batched']:.3f} s, loop {median['fomaml-loop']:.3f} s "
           f"({1 / headline.ratio:.2f}x faster); wrote {path}")  # fmt: skip
     return 0
 

@@ -35,6 +35,9 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
     metrics = json.loads(Path("data/baseline.json").read_text())
     assert set(metrics) == {"ood_train", "iid_dev", "ood_dev", "ood_test"}
     assert Path("data/contacts.csv").read_text().startswith("protein,contact_positions")
+    assert Path("data/sequences.fasta").read_text().count(">") > len({line.split(",")[3] for line in
+                                                                     Path("data/pairs.csv").read_text().splitlines()})  # fmt: skip
+    assert json.loads(Path("runs/portal/config.json").read_text())["freeze"] == ["protein-convs"]
     summary = json.loads(Path("runs/portal/summary.json").read_text())
     assert set(summary["selected"]) == {"ood-dev", "iid-dev"}
     assert summary["method"] == "ooc-fomaml"
@@ -47,6 +50,7 @@ def test_the_readme_cli_lines_run_as_written(tmp_path, monkeypatch, capsys):
     ("argv", "message"),
     [
         (["synth", "--out", "d", "--families", "1"], "--families must be at least 4"),
+        (["synth", "--out", "d", "--unlabelled-families", "-1"], "--unlabelled-families must be at least 0"),
         (["split", "--data", "missing.csv"], "missing.csv: no such file"),
         (["split", "--data", "pairs.csv", "--ood-test", "2"], "--ood-test must lie in"),
         (

@@ -1,14 +1,25 @@
 """Meta-learning: FOMAML and MAML against hand-derived gradients, the meta-parameters never written by the inner
-loop, batched (vmap) and sequential tasks agreeing, the released code's sequential update, episode sampling."""
+loop, batched (stacked parameters, or vmap) and sequential tasks agreeing, the stacked forward being the model's,
+the released code's sequential update, episode sampling."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from portal_learning.meta import FamilyTasks, MetaConfig, meta_gradient, meta_step, official_step
+from portal_learning.meta import (
+    FamilyTasks,
+    MetaConfig,
+    batch_statistics,
+    meta_gradient,
+    meta_step,
+    official_step,
+    stack_batches,
+    stacked_forward,
+)
 from portal_learning.model import CPIConfig, CPIModel
 from torch import nn
+from torch.func import functional_call
 
 from papers_common import InputError
 
@@ -118,8 +129,12 @@ def _cpi_tasks(small, count: int = 3):
 
 
 @pytest.mark.parametrize("mode", ["fomaml", "maml"])
-def test_vmapped_and_sequential_meta_gradients_agree_and_leave_the_model_alone(small, mode):
+def test_batched_and_sequential_meta_gradients_agree_and_leave_the_model_alone(small, mode):
     model, supports, queries = _cpi_tasks(small)
+    for layer in model.modules():  # running statistics that differ from any batch's
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.running_mean.uniform_(-1, 1)
+            layer.running_var.uniform_(0.5, 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     config = MetaConfig(mode=mode, inner_steps=2, inner_lr=0.01)
     batched, loss_b = meta_gradient(model, supports, queries, config, batched=True)
@@ -130,6 +145,55 @@ def test_vmapped_and_sequential_meta_gradients_agree_and_leave_the_model_alone(s
         assert (batched[name] - value).abs().max().item() <= 1e-8 * scale, name
     for name, value in model.state_dict().items():  # parameters and BatchNorm statistics untouched
         assert torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize("mode", ["fomaml", "maml"])
+def test_vmap_batches_the_tasks_of_other_models(linear_task, mode):
+    w, support, query = linear_task
+    rng = np.random.default_rng(7)
+    second = ((rng.normal(size=(2, 4)), np.array([0, 1])), (rng.normal(size=(8, 4)), np.array([0, 1] * 4)))
+    supports, queries = [_batch(support), _batch(second[0])], [_batch(query), _batch(second[1])]
+    config = MetaConfig(mode=mode, inner_steps=2, inner_lr=0.3)
+    batched, loss_b = meta_gradient(Linear(w), supports, queries, config, batched=True)
+    sequential, loss_s = meta_gradient(Linear(w), supports, queries, config, batched=False)
+    assert loss_b == pytest.approx(loss_s, rel=1e-12)
+    np.testing.assert_allclose(
+        batched["weight"].numpy(), sequential["weight"].numpy(), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_the_stacked_forward_is_the_model_run_per_task(small):
+    model, _, queries = _cpi_tasks(small)
+    (molecules, tokens, mask), _ = stack_batches(queries)
+    tokens, mask = tokens.clone(), mask.clone()
+    tokens[:, 1, 150:], mask[:, 1, 150:] = 0, False  # padded residues, in every task and in one only
+    tokens[0, 2, 90:], mask[0, 2, 90:] = 0, False
+    tokens[1, 0, 5] = 0  # the padding token where the mask keeps it: its embedding row still gets no gradient
+    model.head[5].eval()  # one BatchNorm normalises with (made-up) running statistics
+    model.head[5].running_mean.uniform_(-1, 1)
+    model.head[5].running_var.uniform_(0.5, 2)
+    generator = torch.Generator().manual_seed(1)
+    params = {  # per-task values of all parameters but one, which the tasks share
+        name: p.detach() + 0.1 * torch.randn(3, *p.shape, generator=generator, dtype=p.dtype)
+        for name, p in model.named_parameters()
+        if name != "protein.project.weight"
+    }
+    for value in params.values():
+        value.requires_grad_()
+    with batch_statistics(model):
+        stacked = stacked_forward(model, params, (molecules, tokens, mask))
+        weights = torch.randn(stacked.shape, generator=generator, dtype=stacked.dtype)
+        gradients = torch.autograd.grad((stacked * weights).sum(), list(params.values()))
+        for t in range(3):
+            own = {name: value[t] for name, value in params.items()}
+            logits = functional_call(model, own, (molecules[t], tokens[t], mask[t]))
+            np.testing.assert_allclose(
+                stacked[t].detach().numpy(), logits.detach().numpy(), rtol=1e-10, atol=1e-12
+            )
+            expected = torch.autograd.grad((logits * weights[t]).sum(), list(own.values()))
+            for name, got, want in zip(params, gradients, expected, strict=True):
+                np.testing.assert_allclose(got[t].numpy(), want.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert (gradients[list(params).index("protein.embed.weight")][:, 0] == 0).all()  # the padding row
 
 
 def test_a_meta_step_moves_only_trainable_parameters_and_refreshes_batchnorm(small):

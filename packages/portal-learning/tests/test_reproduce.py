@@ -6,7 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from portal_learning import SynthSettings, generate
 from portal_learning.reproduce import Plan, claims, run
+from portal_learning.transfer import _digest
 
 from papers_common import load_results
 
@@ -19,6 +21,7 @@ MINI = Plan(
     steps_per_round=3,
     mlm_epochs=1,
     structure_epochs=1,
+    unlabelled_families=6,
     arms=("erm", "mlm-erm", "ooc-fomaml", "ooc-maml", "stl-fomaml"),
     maml_seeds=(0,),
     model={
@@ -57,6 +60,17 @@ def test_a_miniature_reproduction_writes_a_valid_report(report):
     for seed in MINI.seeds:  # each arm's selected models were saved in its run folder
         assert (out / f"seed-{seed}" / "ooc-fomaml" / "model-ood-dev" / "config.json").is_file()
     assert (out / "seed-0" / "ooc-maml" / "summary.json").is_file()  # full MAML on its seeds only
+    # step 1 read the whole sequence database (unlabelled families included); the arms from it froze the convs
+    benchmark = generate(SynthSettings(families=MINI.families, molecules=MINI.molecules,
+                                       pairs_per_member=MINI.pairs_per_member,
+                                       unlabelled_families=MINI.unlabelled_families, seed=0))  # fmt: skip
+    database = list(dict.fromkeys(text for _, _, text in benchmark.sequences))
+    assert len(database) > len({r.sequence for r in benchmark.records})
+    pretrained = json.loads((out / "seed-0" / "pretrain-protein" / "config.json").read_text())
+    assert pretrained["sequences"] == _digest(database)
+    for arm in ("mlm-erm", "stl-fomaml"):
+        assert json.loads((out / "seed-0" / arm / "config.json").read_text())["freeze"] == ["protein-convs"]
+    assert json.loads((out / "seed-0" / "erm" / "config.json").read_text())["freeze"] == []
     assert not (out / "seed-1" / "ooc-maml").exists()
     assert "| ooc-maml | ood-dev |" in table
 

@@ -54,9 +54,10 @@ def pocket_reference(
     records: Sequence[Interaction], split: Split, pocket_positions: Sequence[int], *, components: int = 48
 ) -> dict[str, dict[str, float]]:
     """An upper reference for the synthetic benchmark: logistic regression on the outer product of the molecule's
-    fingerprint (its first ``components`` principal components) and the physico-chemical properties of the
-    protein's residues at the known ``pocket_positions``. It has the rule's bilinear form and is told where the
-    pocket is, which no real model is: it shows that the families it never saw can be predicted."""
+    fingerprint (its first ``components`` principal components) and the protein's residue frequencies beside the
+    physico-chemical properties of its residues at the known ``pocket_positions``. It has the rule's bilinear form
+    and is told what the rule reads (residue usage, the pocket), which no real model is: it shows that the
+    families it never saw can be predicted."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
@@ -67,7 +68,8 @@ def pocket_reference(
         morgan_fingerprints(molecules)
     )
     z = dict(zip(molecules, reduced, strict=True))
-    pockets = {s: np.tanh(PROPERTIES[[_INDEX[s[i]] for i in pocket_positions]].ravel())
+    pockets = {s: np.concatenate([len(RESIDUES) * composition(s)[: len(RESIDUES)] - 1.0,
+                                  np.tanh(PROPERTIES[[_INDEX[s[i]] for i in pocket_positions]].ravel())])
                for s in dict.fromkeys(r.sequence for r in records)}  # fmt: skip
     x = np.stack([np.kron(z[r.smiles], pockets[r.sequence]) for r in records])
     y = np.array([r.label for r in records])

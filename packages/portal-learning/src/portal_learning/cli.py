@@ -31,8 +31,11 @@ def _report(metrics: dict[str, dict[str, float]], out: Path | None) -> None:
 
 @dataclass
 class SynthArgs:
-    out: Path = option(help="folder for pairs.csv, contacts.csv and generator.json", output="dir")
-    families: int = option(40, help="protein families")
+    out: Path = option(
+        help="folder for pairs.csv, contacts.csv, sequences.fasta and generator.json", output="dir"
+    )
+    families: int = option(40, help="protein families with interaction data")
+    unlabelled_families: int = option(200, help="more families with sequences only (sequences.fasta)")
     molecules: int = option(2000, help="NCI molecules from the RDKit wheel (at most about 4,900)")
     pairs_per_member: int = option(40, help="molecules paired with each family member")
     seed: int = option(0, help="seed of the families, the pairs and the hidden rule")
@@ -46,13 +49,16 @@ class SynthArgs:
 def synth(args: SynthArgs) -> None:
     from portal_learning.synthetic import SynthSettings, generate
 
-    settings = SynthSettings(families=args.families, molecules=args.molecules,
-                             pairs_per_member=args.pairs_per_member, seed=args.seed)  # fmt: skip
+    settings = SynthSettings(families=args.families, molecules=args.molecules, pairs_per_member=args.pairs_per_member,
+                             unlabelled_families=args.unlabelled_families, seed=args.seed)  # fmt: skip
     settings.check()
     benchmark = generate(settings)
     path = benchmark.write(args.out)
     actives = sum(r.label for r in benchmark.records)
-    print(f"{len(benchmark.records)} pairs ({actives} active) over {args.families} families: {path}")
+    print(
+        f"{len(benchmark.records)} pairs ({actives} active) over {args.families} families, "
+        f"{len(benchmark.sequences)} sequences of {args.families + args.unlabelled_families} families: {path}"
+    )
 
 
 @dataclass

@@ -13,9 +13,11 @@ and the meta-gradient is the query loss at the adapted weights, summed over task
 
 The outer optimiser (Adam) steps θ with g. Adaptation is functional (``torch.func.functional_call``
 on a dictionary of tensors): the meta-parameters are never written to by the inner loop. With the fingerprint
-encoder the tasks of a meta-step are computed together by ``torch.func.vmap`` (one batched forward and backward
-for all of them); molecular graphs differ in size between tasks, so with the GIN they run one after another
-(``vmap=False`` gives this path for any model; the two agree, which the tests check).
+encoder the tasks of a meta-step are computed together: their parameters are stacked on a first dimension and
+:func:`stacked_forward` runs all of them in one forward (the protein CNN's per-task convolutions as one grouped
+convolution), so that each inner step is one backward pass for all tasks; another model's tasks are batched by
+``torch.func.vmap``. Molecular graphs differ in size between tasks, so with the GIN they run one after another
+(``vmap=False`` gives this path for any model; the batched and sequential paths agree, which the tests check).
 
 ``mode="official"`` reproduces what the paper's released code effectively does, for comparison: its inner loop
 steps the model's own parameters in place and its "reset" copies from those same parameters, so no reset happens.
@@ -42,6 +44,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from papers_common import InputError
+from portal_learning.model import CPIModel, _masked_softmax
 
 MODES = ("fomaml", "maml", "official")
 Tensors = dict[str, torch.Tensor]
@@ -166,6 +169,133 @@ def stack_batches(batches: list[Batch]) -> Batch:
     return inputs, torch.stack([b[1] for b in batches])
 
 
+def _stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Per-task ``nn.Linear``: ``(T, B, i)`` inputs, ``(T, o, i)`` weights and ``(T, o)`` biases → ``(T, B, o)``,
+    computed as ``(W xᵀ)ᵀ`` so that the weights' gradient comes out contiguous, like the weights."""
+    return torch.baddbmm(bias[:, :, None], weight, x.transpose(1, 2)).transpose(1, 2)
+
+
+def _stacked_norm(
+    x: torch.Tensor, norm: nn.modules.batchnorm._BatchNorm, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """Per-task BatchNorm of ``(B, T·C, ...)`` activations, the tasks folded into the channels so that each task
+    has its own batch statistics, with ``(T, C)`` affine parameters; with ``norm`` in evaluation mode, its running
+    statistics (shared by the tasks). The running statistics are never written."""
+    tasks = weight.shape[0]
+    running = (
+        (None, None) if norm.training else (norm.running_mean.repeat(tasks), norm.running_var.repeat(tasks))
+    )
+    return nn.functional.batch_norm(
+        x, *running, weight.reshape(-1), bias.reshape(-1), norm.training, 0.0, norm.eps
+    )
+
+
+def stacked_forward(model: CPIModel, params: Tensors, inputs: tuple) -> torch.Tensor:
+    """:meth:`CPIModel.forward` of a fingerprint model for T tasks at once, each with its own parameters — the same
+    function as ``functional_call`` of the model per task, without :func:`torch.func.vmap`.
+
+    Args:
+        model: gives the architecture, the BatchNorm (batch or running statistics) and dropout settings, and
+            every parameter that ``params`` lacks (shared by the tasks).
+        params: ``(T, ...)`` per-task values of the model's parameters, by name.
+        inputs: ``(T, B, bits)`` fingerprints, ``(T, B, L)`` residue tokens and their ``(T, B, L)`` mask.
+
+    Returns:
+        ``(T, B, 2)`` logits. The protein CNN keeps its activations as ``(B, L, T, C)``: seen as a channels-last
+        ``(B, T·C, 1, L)`` image, the tasks' convolutions are one grouped 2-D convolution and their BatchNorms one
+        BatchNorm over T·C channels (on CPU, channels last is the faster layout for both).
+    """
+    fingerprints, tokens, residue_mask = inputs
+    tasks, size, length = tokens.shape
+    own = dict(model.named_parameters())
+
+    def p(name: str) -> torch.Tensor:
+        return params[name] if name in params else own[name].expand(tasks, *own[name].shape)
+
+    chem = fingerprints.to(model.bilinear.dtype)
+    for index, layer in enumerate(model.chemical):
+        if isinstance(layer, nn.Linear):
+            chem = _stacked_linear(chem, p(f"chemical.{index}.weight"), p(f"chemical.{index}.bias"))
+        else:
+            chem = layer(chem)
+    chem = chem[:, :, None, :]  # (T, B, 1, d_c): one position per molecule
+    cnn = model.protein
+    table = p("protein.embed.weight")  # row 0 (padding) gets no gradient, as in nn.Embedding(padding_idx=0)
+    table = torch.cat([table[:, :1].detach(), table[:, 1:]], dim=1)
+    x = table[torch.arange(tasks, device=tokens.device)[:, None, None], tokens]  # (T, B, L, E)
+    if cnn.positions is not None:
+        x = x + p("protein.positions.weight")[:, None, :length]
+    keep = residue_mask.permute(1, 2, 0)[..., None].to(x.dtype)  # (B, L, T, 1)
+    h = torch.einsum("tble,tce->bltc", x, p("protein.project.weight")[..., 0]).contiguous()
+    h = (h + p("protein.project.bias")).mul_(keep)  # (B, L, T, C)
+    channels = h.shape[3]
+    for index, (conv, norm) in enumerate(zip(cnn.convs, cnn.norms, strict=True)):
+        weight = p(f"protein.convs.{index}.weight")  # (T, C, C, K)
+        image = h.view(size, length, tasks * channels).transpose(1, 2)[:, :, None, :]  # (B, T·C, 1, L)
+        out = nn.functional.conv2d(
+            image,
+            weight.reshape(tasks * channels, channels, 1, -1),
+            p(f"protein.convs.{index}.bias").reshape(-1),
+            padding=(0, conv.padding[0]),
+            groups=tasks,
+        )
+        out = _stacked_norm(out, norm, p(f"protein.norms.{index}.weight"), p(f"protein.norms.{index}.bias"))
+        h = (h + torch.relu_(out).permute(0, 2, 3, 1).reshape(h.shape)).mul_(keep)
+    scores = torch.tanh(torch.einsum("tbnc,tcp,bltp->tbnl", chem, p("bilinear"), h))
+    scores = scores * residue_mask[:, :, None, :]  # (T, B, 1, L); the chemical mask is all ones
+    chem_weights = torch.softmax(scores.sum(3), dim=-1)  # (T, B, 1)
+    prot_weights = _masked_softmax(scores.sum(2), residue_mask)  # (T, B, L)
+    out = torch.cat([torch.einsum("tbn,tbnc->tbc", chem_weights, chem),
+                     torch.einsum("tbl,bltp->tbp", prot_weights, h)], dim=2)  # fmt: skip
+    for index, layer in enumerate(model.head):
+        if isinstance(layer, nn.Linear):
+            out = _stacked_linear(out, p(f"head.{index}.weight"), p(f"head.{index}.bias"))
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            folded = out.transpose(0, 1).reshape(size, -1)  # (B, T·C)
+            out = _stacked_norm(folded, layer, p(f"head.{index}.weight"), p(f"head.{index}.bias"))
+            out = out.view(size, tasks, -1).transpose(0, 1)
+        else:
+            out = layer(out)  # ReLU, dropout (its own draws per task)
+    return out
+
+
+def stacked_losses(model: CPIModel, params: Tensors, batch: Batch) -> torch.Tensor:
+    """``(T,)`` per-task cross-entropies of :func:`stacked_forward` on a stacked ``(T, B, ...)`` batch."""
+    inputs, labels = batch
+    logits = stacked_forward(model, params, inputs)
+    return nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
+
+
+def stacked_meta_gradient(
+    model: CPIModel, params: Tensors, support: Batch, query: Batch, config: MetaConfig
+) -> tuple[Tensors, torch.Tensor]:
+    """Eq. (2) or (3) summed over the tasks of stacked ``(T, B, ...)`` batches, and the ``(T,)`` query losses.
+
+    The tasks' adapted parameters are stacked ``(T, ...)`` and task i's loss depends on slice i only, so the
+    gradient of the summed loss with respect to the stack holds every task's own gradient: eq. (1) for all tasks
+    is one backward pass per inner step. For ``maml`` the stack starts as θ broadcast to the tasks, and the
+    gradient of the summed query loss with respect to θ is the sum over tasks of eq. (2).
+    """
+    tasks = support[1].shape[0]
+    second_order = config.mode == "maml"
+    theta = {name: value.detach().requires_grad_(second_order) for name, value in params.items()}
+    adapted = {name: value.expand(tasks, *value.shape) for name, value in theta.items()}
+    if not second_order:
+        adapted = {name: value.clone().requires_grad_() for name, value in adapted.items()}
+    for _ in range(config.inner_steps):
+        loss = stacked_losses(model, adapted, support).sum()
+        gradients = torch.autograd.grad(loss, list(adapted.values()), create_graph=second_order)
+        adapted = {name: torch.add(value, g, alpha=-config.inner_lr)
+                   for (name, value), g in zip(adapted.items(), gradients, strict=True)}  # fmt: skip
+        if not second_order:
+            adapted = {name: value.detach().requires_grad_() for name, value in adapted.items()}
+    losses = stacked_losses(model, adapted, query)
+    wrt = theta if second_order else adapted
+    gradients = torch.autograd.grad(losses.sum(), list(wrt.values()))
+    summed = {name: g if second_order else g.sum(0) for name, g in zip(wrt, gradients, strict=True)}
+    return summed, losses.detach()
+
+
 @contextmanager
 def batch_statistics(model: nn.Module) -> Iterator[None]:
     """BatchNorm layers normalise with batch statistics and leave their running statistics alone."""
@@ -189,10 +319,15 @@ def meta_gradient(
     batched: bool,
 ) -> tuple[Tensors, float]:
     """The summed meta-gradient of eq. (2)/(3) over tasks (for the trainable parameters) and the mean query loss;
-    the model is read, never written. ``batched`` computes every task at once with :func:`torch.func.vmap` (the
-    batches' tensors must have equal shapes across tasks); otherwise tasks run in turn."""
+    the model is read, never written. ``batched`` computes every task at once (the batches' tensors must have
+    equal shapes across tasks) — a fingerprint :class:`CPIModel` by :func:`stacked_meta_gradient`, any other model
+    with :func:`torch.func.vmap`; otherwise tasks run in turn."""
     params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
     with batch_statistics(model):
+        if batched and isinstance(model, CPIModel) and model.config.chemical == "fingerprint":
+            grads, losses = stacked_meta_gradient(model, params, stack_batches(supports), stack_batches(queries),
+                                                  config)  # fmt: skip
+            return grads, float(losses.mean())
         if batched:
             grads, losses = vmap(lambda p, s, q: task_gradient(model, p, s, q, config), in_dims=(None, 0, 0),
                                  randomness="different")(params, stack_batches(supports), stack_batches(queries))  # fmt: skip

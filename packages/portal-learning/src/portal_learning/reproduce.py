@@ -8,11 +8,13 @@ round on IID-dev, OOD-dev and OOD-test:
 - ``erm``: ERM; its OOD-dev-selected model is "ERM + stress selection", its IID-dev-selected one "ERM + IID
   selection".
 - ``mlm-erm``: ERM from a protein encoder pretrained by masked-residue modelling (step 1 of step-wise transfer) on
-  every sequence of the benchmark — unlabelled sequences of unseen families are what a sequence database holds.
+  the benchmark's sequence database (every member of the labelled families and of ``unlabelled_families`` more —
+  sequences of families without ligands are what Pfam holds), its contextual layers frozen (:data:`FREEZE`, the
+  counterpart of the official code's frozen ALBERT layers).
 - ``ooc-fomaml``, ``ooc-maml``, ``ooc-official``: out-of-cluster meta-learning, first-order, full second-order, and
   the released code's sequential update.
 - ``stl-fomaml``: all three portals — the structure step (contacts of OOD-train proteins only) after the
-  pretraining, then first-order meta-learning.
+  pretraining, then first-order meta-learning with the same layers frozen.
 
 Claims, each decided over the seeds, paired by seed (:func:`papers_common.claim_over_seeds`: the mean advantage
 must exceed its standard deviation):
@@ -62,6 +64,8 @@ REPRODUCTION_MODEL = {"chemical": "fingerprint", "gin_hidden": 64, "protein_embe
                       "protein_layers": 2}  # fmt: skip
 """The interaction model of the reproduction (and of the benchmark): fingerprint encoder, 2-layer protein CNN."""
 PAPER_QUALITATIVE = "qualitative in the paper (its tables are not quoted here)"
+FREEZE = ("protein-convs",)
+"""Groups the arms that start from step-wise transfer keep fixed (:data:`portal_learning.transfer.FREEZE_GROUPS`)."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,14 @@ class Plan:
     steps_per_round: int
     mlm_epochs: int
     structure_epochs: int
+    unlabelled_families: int = 200
     arms: tuple[str, ...] = ARMS
     maml_seeds: tuple[int, ...] | None = None
     model: dict[str, Any] = field(default_factory=lambda: dict(REPRODUCTION_MODEL))
     workers: int = 2
 
 
-QUICK = Plan(families=40, molecules=300, pairs_per_member=8, seeds=(0, 1, 2), rounds=5, steps_per_round=20,
+QUICK = Plan(families=40, molecules=300, pairs_per_member=16, seeds=(0, 1, 2), rounds=5, steps_per_round=20,
              mlm_epochs=8, structure_epochs=3, maml_seeds=(0,))  # fmt: skip
 FULL = Plan(families=40, molecules=1000, pairs_per_member=20, seeds=(0, 1, 2, 3, 4), rounds=10,
             steps_per_round=80, mlm_epochs=20, structure_epochs=5)  # fmt: skip
@@ -104,25 +109,26 @@ def _setup(plan: Plan, seed: int) -> tuple[Any, Any, Any]:
     import torch
 
     from portal_learning.model import CPIConfig
-    from portal_learning.splits import four_way_split
+    from portal_learning.splits import SplitSettings, four_way_split
     from portal_learning.synthetic import SynthSettings, generate
 
     torch.set_num_threads(1)
     configure_logging()
     benchmark = generate(SynthSettings(families=plan.families, molecules=plan.molecules,
-                                       pairs_per_member=plan.pairs_per_member, seed=seed))  # fmt: skip
-    return benchmark, four_way_split(benchmark.records), CPIConfig(**plan.model)
+                                       pairs_per_member=plan.pairs_per_member,
+                                       unlabelled_families=plan.unlabelled_families, seed=seed))  # fmt: skip
+    return benchmark, four_way_split(benchmark.records, SplitSettings(seed=seed)), CPIConfig(**plan.model)
 
 
 def prepare(plan: Plan, seed: int, out: str) -> dict[str, Any]:
-    """Step-wise transfer's first two steps on the benchmark of ``seed``: masked-residue pretraining on every
-    sequence, then the structure step on the OOD-train proteins' contacts; what each measured."""
+    """Step-wise transfer's first two steps on the benchmark of ``seed``: masked-residue pretraining on its
+    sequence database, then the structure step on the OOD-train proteins' contacts; what each measured."""
     from portal_learning.transfer import pretrain_protein, train_structure
 
     benchmark, split, model = _setup(plan, seed)
     records = benchmark.records
     folder = Path(out) / f"seed-{seed}"
-    step = pretrain_protein([r.sequence for r in records], folder / "pretrain-protein", model_config=model,
+    step = pretrain_protein([text for _, _, text in benchmark.sequences], folder / "pretrain-protein", model_config=model,
                             epochs=plan.mlm_epochs, seed=seed)  # fmt: skip
     found = {
         "pretrain-protein": {
@@ -154,7 +160,7 @@ def train_arm(plan: Plan, seed: int, arm: str, out: str) -> dict[str, Any]:
     config = TrainConfig(method=method, epochs=plan.rounds, seed=seed,
                          meta=MetaConfig(steps_per_round=plan.steps_per_round))  # fmt: skip
     result = train_model(benchmark.records, split, folder / arm, model_config=model, config=config,
-                         init=starts.get(arm))  # fmt: skip
+                         init=starts.get(arm), freeze=FREEZE if arm in starts else ())  # fmt: skip
     found = _summary(result)
     LOG.info("reproduce: seed %d, %s: OOD-test ROC-AUC %.4f (OOD-dev selection), %.4f (IID-dev selection), %.0f s",
              seed, arm, found["ood-dev"]["ood_test_roc_auc"], found["iid-dev"]["ood_test_roc_auc"], result.seconds)  # fmt: skip

@@ -1,21 +1,28 @@
 """An offline out-of-family chemical–protein interaction benchmark.
 
 Molecules are real: the NCI set that ships inside the RDKit wheel (``RDConfig.RDDataDir/NCI/first_5K.smi``),
-described by Morgan fingerprints (radius 2, 2,048 bits). Proteins are synthetic families: an ancestor of ``length``
-random residues and 5–20 members, each with 5–20% of its positions substituted. Every family's binding pocket is
-the same ``pocket`` aligned positions (as in a family-HMM alignment), with the family's own residues there.
+described by Morgan fingerprints (radius 2, 2,048 bits). Proteins are synthetic families. Each family has a latent
+function vector u_f (``profile_rank`` numbers) that shapes both its residue usage and what it binds — the way a
+family's sequence statistics reflect its fold and function, which is what sequence pretraining on a database can
+learn. The ancestor is ``length`` residues drawn from the family's usage and its 5–20 members redraw 5–20% of their
+positions from it. Every family's binding pocket is the same ``pocket`` aligned positions (as in a family-HMM
+alignment), with the member's own residues there.
 
-The hidden activity rule couples substructures to pocket residues through a shared low-rank space:
+The hidden activity rule couples substructures to the family's function through a shared low-rank space:
 
-    s(m) = standardise(x_m B)                      x_m ∈ {0,1}^2048, B ∈ R^{2048×r}: r sparse substructure axes
-    c(p) = tanh(W φ(pocket residues of p)) + σ ε_f  φ: 5 physico-chemical properties per pocket position
+    usage_f = softmax(β E u_f / √q)                  u_f ~ N(0, I_q), E ∈ R^{20×q}: residue usage of family f
+    s(m) = standardise(x_m B)                        x_m ∈ {0,1}^2048, B ∈ R^{2048×r}: r sparse substructure axes
+    c(p) = tanh(A u_f + W φ(pocket residues of p)) + σ ε_f   φ: 5 physico-chemical properties per pocket position
     score(m, p) = s(m) · c(p);   active iff score > the family's (1 − active_fraction) quantile
 
-W and B are shared by all families, so what a model learns about how pocket residues select substructures
-transfers to families it never saw; ε_f (a per-family draw, σ = ``family_noise``) is the part that does not.
-A model that scores molecules and proteins separately (a linear model over fingerprint and sequence features) can
-only learn which molecules are active on average, which is why out-of-family prediction is possible but not
-trivial. The pocket positions are also written as residue-contact labels (``contacts.csv``) for a structure step.
+E, A, W and B are shared by all families, so what a model learns about how a family's sequence selects
+substructures transfers to families it never saw; ε_f (a per-family draw, σ = ``family_noise``) is the part that
+does not. A model that scores molecules and proteins separately (a linear model over fingerprint and sequence
+features) can only learn which molecules are active on average, which is why out-of-family prediction is possible
+but not trivial. Besides the labelled families, ``unlabelled_families`` more are drawn the same way with sequences
+only (``sequences.fasta``): the sequence database that masked-residue pretraining reads, as Pfam holds many more
+families than have known ligands. The pocket positions are also written as residue-contact labels
+(``contacts.csv``) for a structure step.
 """
 
 from __future__ import annotations
@@ -54,8 +61,13 @@ class SynthSettings:
     pairs_per_member: int = 40
     rank: int = 8
     bits_per_axis: int = 24
-    family_noise: float = 0.3
+    profile_rank: int = 4
+    profile_strength: float = 2.0
+    function_weight: float = 1.5
+    pocket_weight: float = 0.2
+    family_noise: float = 0.6
     active_fraction: float = 0.3
+    unlabelled_families: int = 200
     seed: int = 0
 
     def check(self) -> None:
@@ -71,6 +83,10 @@ class SynthSettings:
             raise InputError(f"the pocket ({self.pocket}) must fit the sequence length ({self.length})")
         if self.molecules < 10 or self.pairs_per_member < 2:
             raise InputError("--molecules must be at least 10 and --pairs-per-member at least 2")
+        if self.unlabelled_families < 0:
+            raise InputError(f"--unlabelled-families must be at least 0, got {self.unlabelled_families}")
+        if self.profile_rank < 1:
+            raise InputError(f"the profile rank must be at least 1, got {self.profile_rank}")
         if not 0.0 < self.active_fraction < 1.0:
             raise InputError(f"--active-fraction must lie in (0, 1), got {self.active_fraction}")
 
@@ -111,14 +127,17 @@ def morgan_fingerprints(smiles: list[str], bits: int = FP_BITS, radius: int = FP
 
 @dataclass
 class Benchmark:
-    """The generated records, each member's pocket positions, and the rule's parameters (for documentation)."""
+    """The generated records, the pocket positions, the settings, and ``sequences``: every member of every family,
+    labelled and unlabelled, as ``(name, family, sequence)`` (the pretraining corpus)."""
 
     records: list[Interaction]
     pocket_positions: list[int]
     settings: SynthSettings
+    sequences: list[tuple[str, str, str]]
 
     def write(self, out: str | Path) -> Path:
-        """``pairs.csv``, ``contacts.csv`` (protein, pocket residue positions) and ``generator.json`` under ``out``."""
+        """``pairs.csv``, ``contacts.csv`` (protein, pocket residue positions), ``sequences.fasta`` (every family's
+        members, ``>name family=F``) and ``generator.json`` under ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_interactions(out / "pairs.csv", self.records)
@@ -127,16 +146,11 @@ class Benchmark:
             f"{p},{' '.join(map(str, self.pocket_positions))}" for p in proteins
         ]
         (out / "contacts.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        fasta = [f">{name} family={family}\n{sequence}" for name, family, sequence in self.sequences]
+        (out / "sequences.fasta").write_text("\n".join(fasta) + "\n", encoding="utf-8")
         write_json(out / "generator.json", {"settings": asdict(self.settings), "pocket_positions": self.pocket_positions,
                                             "rule": __doc__.split("\n\n")[2].strip()})  # fmt: skip
         return out / "pairs.csv"
-
-
-def _mutate(ancestor: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    member = ancestor.copy()
-    where = rng.random(len(ancestor)) < rate
-    member[where] = (ancestor[where] + rng.integers(1, 20, where.sum())) % 20  # always a different residue
-    return member
 
 
 def generate(settings: SynthSettings | None = None) -> Benchmark:
@@ -156,21 +170,37 @@ def generate(settings: SynthSettings | None = None) -> Benchmark:
     axes = fingerprints @ basis
     axes = (axes - axes.mean(0)) / (axes.std(0) + 1e-9)  # (molecules, rank)
     pocket = sorted(rng.choice(s.length, size=s.pocket, replace=False).tolist())
-    mixing = rng.normal(size=(s.rank, s.pocket * PROPERTIES.shape[1])) / np.sqrt(s.pocket)
+    usage_map = rng.normal(size=(len(RESIDUES), s.profile_rank))  # E
+    function = s.function_weight * rng.normal(size=(s.rank, s.profile_rank)) / np.sqrt(s.profile_rank)  # A
+    mixing = (
+        s.pocket_weight * rng.normal(size=(s.rank, s.pocket * PROPERTIES.shape[1])) / np.sqrt(s.pocket)
+    )  # W
     records: list[Interaction] = []
-    for f in range(s.families):
+    sequences: list[tuple[str, str, str]] = []
+    for f in range(s.families + s.unlabelled_families):
         family = f"FAM{f:03d}"
-        ancestor = rng.integers(0, 20, s.length)
+        latent = rng.normal(size=s.profile_rank)  # u_f
+        logits = s.profile_strength * usage_map @ latent / np.sqrt(s.profile_rank)
+        usage = np.exp(logits - logits.max())
+        usage /= usage.sum()
+        members = [rng.choice(len(RESIDUES), size=s.length, p=usage)]
+        for _ in range(int(rng.integers(s.members[0], s.members[1] + 1)) - 1):
+            member = members[0].copy()
+            redraw = rng.random(s.length) < rng.uniform(*s.mutation)
+            member[redraw] = rng.choice(len(RESIDUES), size=int(redraw.sum()), p=usage)
+            members.append(member)
+        names = [f"{family}_P{k:02d}" for k in range(len(members))]
+        texts = ["".join(RESIDUES[i] for i in member) for member in members]
+        sequences += [(name, family, text) for name, text in zip(names, texts, strict=True)]
+        if f >= s.families:  # an unlabelled family: sequences only
+            continue
         noise = s.family_noise * rng.normal(size=s.rank)
-        members = [ancestor] + [_mutate(ancestor, rng.uniform(*s.mutation), rng)
-                                for _ in range(int(rng.integers(s.members[0], s.members[1] + 1)) - 1)]  # fmt: skip
         pairs: list[tuple[str, str, int, float]] = []
-        for k, member in enumerate(members):
-            rule = np.tanh(mixing @ PROPERTIES[member[pocket]].ravel()) + noise
+        for member, name, text in zip(members, names, texts, strict=True):
+            rule = np.tanh(function @ latent + mixing @ PROPERTIES[member[pocket]].ravel()) + noise
             chosen = rng.choice(len(smiles), size=s.pairs_per_member, replace=False)
-            sequence = "".join(RESIDUES[i] for i in member)
-            pairs += [(sequence, f"{family}_P{k:02d}", int(m), float(axes[m] @ rule)) for m in chosen]
+            pairs += [(text, name, int(m), float(axes[m] @ rule)) for m in chosen]
         threshold = np.quantile([p[3] for p in pairs], 1.0 - s.active_fraction)
         records += [Interaction(smiles[m], seq, family, int(score > threshold), protein)
                     for seq, protein, m, score in pairs]  # fmt: skip
-    return Benchmark(records, pocket, s)
+    return Benchmark(records, pocket, s, sequences)

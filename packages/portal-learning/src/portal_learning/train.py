@@ -162,7 +162,7 @@ def _meta_round(
     model: CPIModel, optimizer: torch.optim.Optimizer, data: PairData, tasks: FamilyTasks, meta: MetaConfig,
     rng: np.random.Generator, device: torch.device,
 ) -> list[float]:  # fmt: skip
-    """``meta.steps_per_round`` meta-steps; the steps' mean query losses. Tasks are computed together by vmap when
+    """``meta.steps_per_round`` meta-steps; the steps' mean query losses. Tasks are computed together (batched) when
     their inputs have equal shapes (fingerprints, residue tokens padded to one length)."""
     batched = meta.vmap and data.config.chemical == "fingerprint"
     losses = []
