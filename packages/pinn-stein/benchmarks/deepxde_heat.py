@@ -2,8 +2,8 @@
 
 The network is ``dde.nn.FNN([d + 1] + [width] * depth + [1], "tanh", "Glorot normal")`` and the residual
 u_t − Σ_i ∂²u/∂x_i² comes from ``dde.grad.jacobian`` and d calls of ``dde.grad.hessian`` (one reverse pass with
-``create_graph`` per diagonal entry, as a DeepXDE user writes a d-dimensional Laplacian). Points, loss weights,
-optimiser and timing are those of :func:`pinn_stein.iteration_seconds`, so only the derivative code differs.
+``create_graph`` per diagonal entry, as a DeepXDE user writes a d-dimensional Laplacian). Points, loss weights
+and optimiser are those of the benchmark's pinn_stein steps, so only the derivative code differs.
 
 Importing this module imports DeepXDE (and raises ImportError where it is not installed).
 """
@@ -11,12 +11,10 @@ Importing this module imports DeepXDE (and raises ImportError where it is not in
 from __future__ import annotations
 
 import os
-import statistics
-import time
+from collections.abc import Callable
 
 import torch
 
-from papers_common import progress
 from pinn_stein import MLP, Heat, MLPConfig, Points, exact_derivatives, sample_batch
 
 os.environ["DDE_BACKEND"] = "pytorch"  # read once, when deepxde is imported
@@ -84,35 +82,23 @@ def laplacian_check(
     }
 
 
-def iteration_seconds(
-    pde: Heat,
-    *,
-    width: int,
-    depth: int,
-    iterations: int,
-    warmup: int,
-    device: torch.device,
-    seed: int = 0,
-) -> float:
-    """Median seconds of a DeepXDE training iteration, timed exactly like :func:`pinn_stein.iteration_seconds`."""
+def training_step(
+    pde: Heat, *, width: int, depth: int, device: torch.device, seed: int = 0
+) -> Callable[[], None]:
+    """One DeepXDE training iteration per call (fresh points, loss, backward, Adam step), as the benchmark's
+    pinn_stein steps: same batch, weights, optimiser and seeding, so only the derivative code differs."""
     torch.manual_seed(seed)
     net = build(pde, width, depth, device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     generator = torch.Generator(device=device).manual_seed(seed)
     like = torch.empty(0, device=device)
-    times = []
-    for step in progress(range(warmup + iterations), desc="timing deepxde", leave=False):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        tick = time.perf_counter()
+
+    def step() -> None:
         batch = sample_batch(pde, pde.default_batch, generator, like)
         loss = physics_loss(net, pde, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         dde.grad.clear()  # DeepXDE caches Jacobians and Hessians keyed by the tensors of this iteration
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - tick)
-    return statistics.median(times)
+
+    return step
