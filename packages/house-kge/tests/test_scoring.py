@@ -46,25 +46,41 @@ def test_distance_to_all_equals_distance_to_every_candidate(n: int, seed: int) -
     torch.testing.assert_close(fast, expected, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("n", [0, 1, 2, 3])
-def test_distance_to_candidates_equals_explicit_matrices(n: int) -> None:
+def test_distance_to_candidates_equals_explicit_matrices(n: int, dense: bool) -> None:
     x, table, units, tau = setup(n, seed=5)
     everything = torch.arange(table.shape[0]).expand(x.shape[0], -1)
     torch.testing.assert_close(
-        distance_to_candidates(x, table, everything, units, tau),
+        distance_to_candidates(x, table, everything, units, tau, dense=dense),
         brute_force_distance(x, table, units, tau),
         rtol=0,
         atol=1e-12,
     )
 
 
-def test_per_query_candidates_are_gathered_per_row() -> None:
+@pytest.mark.parametrize("dense", [False, True])
+def test_per_query_candidates_are_gathered_per_row(dense: bool) -> None:
     """Each query scores its own candidates under its own projection chain."""
     x, table, units, tau = setup(2, seed=6, batch=3)
     ids = torch.tensor([[0, 4], [8, 8], [3, 1]])
-    scores = distance_to_candidates(x, table, ids, units, tau)
+    scores = distance_to_candidates(x, table, ids, units, tau, dense=dense)
     full = brute_force_distance(x, table, units, tau)
     torch.testing.assert_close(scores, full.gather(1, ids), rtol=0, atol=1e-12)
+
+
+def test_dense_and_gathered_candidates_give_the_same_gradients() -> None:
+    """Inner products against every entity then gathered, or over gathered candidates: the same values and the
+    same gradients for queries, entities and projection vectors (repeated candidates included)."""
+    x, table, units, tau = setup(2, seed=8, batch=4)
+    ids = torch.tensor([[0, 4, 4], [8, 8, 1], [3, 1, 2], [5, 5, 5]])
+    found = []
+    for dense in (False, True):
+        leaves = [t.clone().requires_grad_(True) for t in (x, table, units)]
+        distance_to_candidates(*leaves[:2], ids, leaves[2], tau, dense=dense).square().sum().backward()
+        found.append([leaf.grad for leaf in leaves])
+    for gathered, dense in zip(*found, strict=True):
+        torch.testing.assert_close(dense, gathered, rtol=0, atol=1e-11)
 
 
 def test_zero_distance_has_a_finite_gradient() -> None:

@@ -6,7 +6,8 @@ chain of Householder projections P_r (possibly empty) on the candidate side. Que
 candidate side is either a few entities per query (training) or every entity (1-N scoring for evaluation).
 
 Both paths avoid elementwise passes over ``(B, N, m, k)`` tensors where they can: with a non-empty chain,
-training expands ‖x − Pc‖² into inner products computed by one batched matmul over the gathered candidates; 1-N
+training expands ‖x − Pc‖² into inner products computed by one batched matmul over the gathered candidates (or,
+on a graph with few entities for the candidates per query, against every entity, then gathered); 1-N
 scoring prepares the entity side once per distinct chain (one per relation) and gets every squared block
 distance from one matmul of augmented vectors, tiled so that each tile stays in cache. In float32 the expanded
 form loses about ``1e-7 · (‖x‖² + ‖Pe‖²)`` absolute precision in each squared block distance, which matters
@@ -57,8 +58,20 @@ def _chain_coefficients(s: torch.Tensor, gram: torch.Tensor, tau: torch.Tensor) 
     return torch.stack(coefficients, dim=-1) if coefficients else s
 
 
+DENSE_RATIO = 2
+"""Training's inner products are taken against every entity, then gathered, when the graph has at most this many
+entities per candidate of a query: the same matmul work without gathering a ``(B, N, m, k)`` copy of the
+candidates (and without scattering its gradient back)."""
+
+
 def distance_to_candidates(
-    x: torch.Tensor, entities: torch.Tensor, candidates: torch.Tensor, units: torch.Tensor, tau: torch.Tensor
+    x: torch.Tensor,
+    entities: torch.Tensor,
+    candidates: torch.Tensor,
+    units: torch.Tensor,
+    tau: torch.Tensor,
+    *,
+    dense: bool | None = None,
 ) -> torch.Tensor:
     """Σ_b ‖x_b − (P_q c)_b‖ for each query q and its own candidates (training and candidate scoring).
 
@@ -70,17 +83,24 @@ def distance_to_candidates(
         x: ``(B, m, k)`` transformed queries.
         entities: ``(E, m, k)`` entity table; candidates: ``(B, N)`` ids into it.
         units: ``(B, m, n, k)``; tau: ``(B, m, n)``.
+        dense: take the inner products against all E entities and gather the candidates' (``True``), or gather
+            the candidates first (``False``); ``None``: dense when E ≤ :data:`DENSE_RATIO` · N. Same values.
 
     Returns:
         ``(B, N)``.
     """
     m, k = entities.shape[1:]
-    gathered = F.embedding(candidates, entities.flatten(1)).unflatten(-1, (m, k))  # (B, N, m, k)
     if units.shape[2] == 0:
+        gathered = F.embedding(candidates, entities.flatten(1)).unflatten(-1, (m, k))  # (B, N, m, k)
         return (x.unsqueeze(1) - gathered).norm(dim=-1).sum(-1)
-    dots = torch.einsum(
-        "bnmk,bmjk->bnmj", gathered, torch.cat([x.unsqueeze(2), units], 2)
-    )  # (B, N, m, 1 + n)
+    queries = torch.cat([x.unsqueeze(2), units], 2)  # (B, m, 1 + n, k)
+    if dense if dense is not None else entities.shape[0] <= DENSE_RATIO * candidates.shape[1]:
+        every = torch.einsum("bmjk,emk->bmje", queries, entities)  # (B, m, 1 + n, E)
+        index = candidates[:, None, None, :].expand(-1, m, queries.shape[2], -1)
+        dots = every.gather(3, index).permute(0, 3, 1, 2)  # (B, N, m, 1 + n)
+    else:
+        gathered = F.embedding(candidates, entities.flatten(1)).unflatten(-1, (m, k))  # (B, N, m, k)
+        dots = torch.einsum("bnmk,bmjk->bnmj", gathered, queries)  # (B, N, m, 1 + n)
     xc, s = dots[..., 0], dots[..., 1:]
     cc = F.embedding(candidates, entities.square().sum(-1))  # (B, N, m)
     xx = x.square().sum(-1).unsqueeze(1)  # (B, 1, m)
