@@ -349,39 +349,22 @@ def bench_rows(
     deepxde_version: str | None,
 ) -> list[Measurement]:
     """Per d: every variant against the best exact method, Stein-VR N=256 against each exact one; then errors."""
+
+    def timing(ours: str, anchor: str, dim: int) -> Measurement:
+        return Measurement(f"heat-{dim} training iteration (width {settings.width}, batch 50/50/50, {ours} vs "
+                           f"{anchor})", "seconds per iteration", "s", seconds[(ours, dim)], seconds[(anchor, dim)],
+                           False, anchor_of(anchor, deepxde_version))  # fmt: skip
+
     rows = []
     for dim in settings.dims:
         best = best_exact(seconds, dim)
         if best is None:
             continue
-        workload = f"heat-{dim} training iteration (width {settings.width}, batch 50/50/50"
-        for variant in (*VARIANTS, DEEPXDE):
-            if (variant.label, dim) in seconds and variant.label != best:
-                rows.append(
-                    Measurement(
-                        f"{workload}, {variant.label} vs best exact {best})",
-                        "seconds per iteration",
-                        "s",
-                        seconds[(variant.label, dim)],
-                        seconds[(best, dim)],
-                        False,
-                        anchor_of(best, deepxde_version),
-                    )
-                )
+        rows += [timing(v.label, best, dim) for v in (*VARIANTS, DEEPXDE)
+                 if (v.label, dim) in seconds and v.label != best]  # fmt: skip
         if (OURS.label, dim) in seconds:
-            for label in EXACT_NAMES:
-                if (label, dim) in seconds and label != best:
-                    rows.append(
-                        Measurement(
-                            f"{workload}, {OURS.label} vs {label})",
-                            "seconds per iteration",
-                            "s",
-                            seconds[(OURS.label, dim)],
-                            seconds[(label, dim)],
-                            False,
-                            anchor_of(label, deepxde_version),
-                        )
-                    )
+            rows += [timing(OURS.label, label, dim) for label in EXACT_NAMES
+                     if (label, dim) in seconds and label != best]  # fmt: skip
     for dim in settings.error_dims:
         runs = {r["label"]: r for r in trained if r["dim"] == dim and r["rel_l2"] is not None}
         if OURS.label not in runs:
