@@ -14,7 +14,7 @@ exact methods ``pinn`` (stacked back-propagation), ``pinn-hvp`` (Hessian-vector 
    so the variants compared at one d are timed within the same minute; DeepXDE runs in its own process afterwards
    (importing it changes torch's global defaults). A variant is skipped, and reported as skipped, at a d where its
    warm-up takes longer than ``--max-iteration-s`` or where the cost predicted from the previous measured d exceeds
-   it: Stein's cost is scaled by (d + 2·width), one forward per sample through the first and hidden layers; an
+   it: Stein's cost is scaled by (d + 2·width), at most one row per sample through the first and hidden layers; an
    exact method's by d·(d + 2·width), a Laplacian costing d passes. Once skipped, it stays skipped at larger d.
 2. **Error at equal wall time.** For every d in ``--error-dims``, each pinn_stein variant trains a fresh network
    for ``--budget-s`` seconds of training time (Adam, learning rate 1e-3 decaying linearly to 0 over the budget,
@@ -24,8 +24,10 @@ exact methods ``pinn`` (stacked back-propagation), ``pinn-hvp`` (Hessian-vector 
 Headline: Stein-VR (N = 256) seconds per iteration / the best exact method's at d = 250 (or, when 250 is not in
 ``--dims`` or either side was skipped there, at the largest d where both were measured); below 1, Stein-VR is
 faster. ``bench.json`` has a row per d and variant against the best exact method at that d, Stein-VR (N = 256)
-against every exact method, and the equal-time errors; ``bench_details.json`` has every timing and skip with its
-reason, Stein's network evaluations per iteration, and the training runs; ``cost_vs_dimension.png`` the curve.
+against every exact method, and the equal-time errors; a Stein row's workload names its network rows (forward
+evaluations) and first-layer rows per iteration. ``bench_details.json`` has every timing and skip with its
+reason, Stein's network and first-layer rows per iteration, and the training runs; ``cost_vs_dimension.png`` the
+curve.
 
     python packages/pinn-stein/benchmarks/run.py --out reports/pinn-stein [--dims 10 100 1000] [--repeats 3]
         [--max-iteration-s 30] [--error-dims 100 250] [--budget-s 15] [--threads 1] [--device cpu]
@@ -61,6 +63,7 @@ from papers_common import (
     write_bench,
 )
 from pinn_stein import Heat, Method, Smoothing, evaluate, make_test_set, physics_loss, sample_batch
+from pinn_stein.smoothing import SPLIT_MIN_WIDTH_RATIO
 
 LOG = logging.getLogger("pinn_stein.benchmark")
 
@@ -97,6 +100,33 @@ class Variant:
             size * (per_domain if region == "domain" else self.samples) for region, size in batch.items()
         )
 
+    def first_layer_rows(self, batch: dict[str, int], dim: int, width: int) -> int | None:
+        """Rows through the MLP's first layer per iteration at ``dim`` for Stein variants; None for exact ones.
+
+        When the input (d + 1) is wide enough for :func:`pinn_stein.smoothing.shifted_values` to split the first
+        layer off, it runs once per point (W z + b) and once per draw (W δ, shared by z + δ and z − δ):
+        Stein-VR N/2 + 1 per point in every region (the centre reuses W z + b), vanilla 3N + 1 per domain point
+        and N + 1 elsewhere. Otherwise on every network row.
+        """
+        if not self.stein:
+            return None
+        if dim + 1 < SPLIT_MIN_WIDTH_RATIO * width:
+            return self.network_rows(batch)
+        if self.method == "stein-vr":
+            return sum(batch.values()) * (self.samples // 2 + 1)
+        return sum(
+            size * ((3 if region == "domain" else 1) * self.samples + 1) for region, size in batch.items()
+        )
+
+    def rows_text(self, batch: dict[str, int], dim: int, width: int) -> str:
+        """``"; R network rows, F first-layer rows per iteration"`` for Stein variants, else empty."""
+        if not self.stein:
+            return ""
+        return (
+            f"; {self.label}: {self.network_rows(batch):,} network rows, "
+            f"{self.first_layer_rows(batch, dim, width):,} first-layer rows per iteration"
+        )
+
 
 OURS = Variant("stein-vr N=256", "stein-vr", 256)
 VARIANTS = (
@@ -109,6 +139,7 @@ VARIANTS = (
     Variant("pinn-forward", "pinn-forward"),
 )
 DEEPXDE = Variant("deepxde", "deepxde")
+BY_LABEL = {v.label: v for v in (*VARIANTS, DEEPXDE)}
 EXACT_NAMES = {
     "pinn": "plain PyTorch autograd PINN, stacked back-propagation (torch.autograd.grad loop, create_graph=True)",
     "pinn-hvp": "exact Laplacian by batched Hessian-vector products (torch.func, pinn-hvp)",
@@ -351,9 +382,10 @@ def bench_rows(
     """Per d: every variant against the best exact method, Stein-VR N=256 against each exact one; then errors."""
 
     def timing(ours: str, anchor: str, dim: int) -> Measurement:
+        rows = BY_LABEL[ours].rows_text(Heat(dim).default_batch, dim, settings.width)
         return Measurement(f"heat-{dim} training iteration (width {settings.width}, batch 50/50/50, {ours} vs "
-                           f"{anchor})", "seconds per iteration", "s", seconds[(ours, dim)], seconds[(anchor, dim)],
-                           False, anchor_of(anchor, deepxde_version))  # fmt: skip
+                           f"{anchor}{rows})", "seconds per iteration", "s", seconds[(ours, dim)],
+                           seconds[(anchor, dim)], False, anchor_of(anchor, deepxde_version))  # fmt: skip
 
     rows = []
     for dim in settings.dims:
@@ -576,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     assert best is not None
     anchor = anchor_of(best, deepxde_version)
     headline = Measurement(
-        f"heat-{dim} training iteration (width {settings.width}, batch 50/50/50, {OURS.label} vs best exact {best})",
+        f"heat-{dim} training iteration (width {settings.width}, batch 50/50/50, {OURS.label} vs best exact {best}"
+        f"{OURS.rows_text(Heat(dim).default_batch, dim, settings.width)})",
         "seconds per iteration",
         "s",
         seconds[(OURS.label, dim)],
@@ -595,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:
         "settings": asdict(settings),
         "headline_dim": dim,
         "network_rows_per_iteration": {v.label: v.network_rows(batch) for v in VARIANTS if v.stein},
+        "first_layer_rows_per_iteration": {
+            v.label: {d: v.first_layer_rows(batch, d, settings.width) for d in settings.dims}
+            for v in VARIANTS
+            if v.stein
+        },
         "timings": [asdict(t) for t in timings],
         "deepxde": {"version": deepxde_version, "check": check} if check else dde,
         "equal_time": trained,

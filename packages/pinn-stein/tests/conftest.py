@@ -85,6 +85,18 @@ class ExactSolution(nn.Module):
         return self.scale * self.pde.exact(Points(z, None))
 
 
+class Opaque(nn.Module):
+    """A network behind a plain ``forward``: the estimators cannot split off its first layer and evaluate it on
+    the stacked shifted inputs in one call, as they would any unknown module."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.inner(z)
+
+
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -121,3 +133,9 @@ def sine() -> Callable[[torch.Tensor], SineWave]:
 @pytest.fixture
 def exact_network() -> Callable[..., ExactSolution]:
     return ExactSolution
+
+
+@pytest.fixture
+def opaque() -> Callable[[nn.Module], Opaque]:
+    """``opaque(g)``: the same network, its structure hidden from :func:`pinn_stein.smoothing.first_layer_split`."""
+    return Opaque

@@ -75,6 +75,9 @@ def test_curve_and_equal_time_are_consistent(bench: ModuleType, tmp_path: Path) 
     assert errors
     assert all(r["ours"] == pytest.approx(ours) for r in errors)
     assert details["network_rows_per_iteration"]["stein-vr N=256"] == 50 * 257 + 100 * 256
+    # width 16: inputs of 5 and 9 are wide enough to split the first layer off (N/2 + 1 rows per point)
+    assert details["first_layer_rows_per_iteration"]["stein-vr N=256"] == {"4": 150 * 129, "8": 150 * 129}
+    assert "38,450 network rows, 19,350 first-layer rows per iteration" in data["workload"]
 
 
 def test_sweep_skips_over_budget_and_stays_skipped(bench: ModuleType) -> None:

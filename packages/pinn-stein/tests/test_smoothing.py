@@ -9,7 +9,7 @@ import torch
 
 from papers_common import InputError
 from pinn_stein import Smoothing, smoothed_value
-from pinn_stein.smoothing import gaussian_noise
+from pinn_stein.smoothing import first_layer_split, gaussian_noise, shifted_values
 
 F64 = torch.float64
 
@@ -139,3 +139,67 @@ def test_smoothed_value_checks_its_inputs(make_mlp):
     assert smoothed_value(g, x, t, Smoothing(samples=5), antithetic=False).shape == (4,)
     with pytest.raises(InputError, match=r"t must be a \(batch,\) tensor"):
         smoothed_value(g, x, t[:2], Smoothing(samples=4))
+
+
+def sequential(seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).to(F64)
+
+
+def test_first_layer_split_recovers_the_network(make_mlp, opaque):
+    """g = rest(first(z)) exactly for the MLP and a Linear-first Sequential; anything else is not split."""
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    for g in (make_mlp(4, 8, 3), sequential()):
+        found = first_layer_split(g)
+        assert found is not None
+        first, rest = found
+        assert isinstance(first, torch.nn.Linear)
+        assert torch.equal(rest(first(z)), g(z))
+    assert first_layer_split(opaque(make_mlp(4))) is None
+    assert first_layer_split(torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(4, 1))) is None
+    assert first_layer_split(torch.nn.Sequential()) is None
+    hooked = make_mlp(4)
+    hooked.register_forward_hook(lambda module, inputs, output: output)
+    assert first_layer_split(hooked) is None
+    hooked_first = make_mlp(4)
+    hooked_first.layers[0].register_forward_pre_hook(lambda module, inputs: None)
+    assert first_layer_split(hooked_first) is None
+
+
+@pytest.mark.parametrize(
+    ("antithetic", "centre"), [(True, True), (True, False), (False, False), (False, True)]
+)
+@pytest.mark.parametrize("network", ["mlp", "sequential"])
+def test_shifted_values_through_the_first_layer_equal_the_stacked_evaluation(
+    network, antithetic, centre, make_mlp, opaque
+):
+    """(W z + b) ± W δ equals W (z ± δ) + b up to float64 rounding, values and θ-gradients alike; the stacked
+    evaluation of an opaque network is the single batched call on [z + δ, z − δ, z]."""
+    g = make_mlp(4, 8, 3, seed=1) if network == "mlp" else sequential(1)
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(6, 4, generator=gen, dtype=F64)
+    delta = 0.1 * torch.randn(5, 6, 4, generator=gen, dtype=F64)
+    split = shifted_values(g, z, delta, antithetic=antithetic, centre=centre)
+    stacked = shifted_values(opaque(g), z, delta, antithetic=antithetic, centre=centre)
+    inputs = [z + delta, z - delta] if antithetic else [z + delta]
+    direct = g(torch.cat([*inputs, z.unsqueeze(0)] if centre else inputs).reshape(-1, 4)).reshape(-1, 6)
+    assert split.shape == (5 * (1 + antithetic) + centre, 6)
+    assert torch.equal(stacked, direct)
+    torch.testing.assert_close(split, stacked, rtol=1e-13, atol=1e-14)
+    weights = torch.randn(split.shape, generator=gen, dtype=F64)
+    gradients = [torch.autograd.grad((weights * v).sum(), list(g.parameters())) for v in (split, stacked)]
+    for ours, reference in zip(*gradients, strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-13)
+
+
+def test_a_narrow_first_layer_is_evaluated_on_the_stacked_inputs(make_mlp):
+    """Inputs under a quarter of the first layer's width: splitting would cost more than it saves, so g is called
+    once on [z + δ, z − δ, z], bit for bit."""
+    g = make_mlp(3, 16, 2)
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(4, 3, generator=gen, dtype=F64)
+    delta = torch.randn(5, 4, 3, generator=gen, dtype=F64)
+    found = shifted_values(g, z, delta, antithetic=True, centre=True)
+    assert torch.equal(
+        found, g(torch.cat([z + delta, z - delta, z.unsqueeze(0)]).reshape(-1, 3)).reshape(11, 4)
+    )

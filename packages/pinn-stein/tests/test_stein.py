@@ -170,3 +170,23 @@ def test_estimators_are_differentiable_in_the_parameters(estimator, make_mlp):
         assert parameter.grad is not None, name
         assert bool(torch.isfinite(parameter.grad).all()), name
         assert float(parameter.grad.abs().max()) > 0, name
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "untimed"])
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_first_layer_evaluation_equals_the_stacked_one(name, timed, make_mlp, opaque):
+    """An MLP's estimates via (W z + b) ± W δ equal those of one batched call on the stacked noisy inputs (the
+    same network behind an opaque module, same draws) to float64 precision, and so do their θ-gradients."""
+    g = make_mlp(4 + int(timed), 8, 3, seed=2)
+    x, t = points(timed, dim=4, count=6)
+    smoothing = Smoothing(0.1, 0.1, 32)
+    found = {}
+    for label, network in (("split", g), ("stacked", opaque(g))):
+        estimate = ESTIMATORS[name](network, x, t, smoothing, torch.Generator().manual_seed(7))
+        fields = [estimate.u, estimate.grad.flatten(), estimate.laplacian] + ([estimate.dt] if timed else [])
+        values = torch.cat(fields)
+        theta = torch.autograd.grad(values.square().sum(), list(g.parameters()))
+        found[label] = (values, theta)
+    torch.testing.assert_close(found["split"][0], found["stacked"][0], rtol=1e-10, atol=1e-10)
+    for ours, reference in zip(found["split"][1], found["stacked"][1], strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-10)

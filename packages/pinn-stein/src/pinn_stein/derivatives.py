@@ -2,7 +2,7 @@
 
 | method | model | derivatives | cost per point |
 |---|---|---|---|
-| ``stein-vr`` | smoothed f | antithetic + control-variate Stein (paper's method) | N + 1 forwards |
+| ``stein-vr`` | smoothed f | antithetic + control-variate Stein (paper's method) | N + 1 forwards (first layer: N/2 + 1) |
 | ``stein`` | smoothed f | vanilla Stein, independent draws | 3N forwards |
 | ``smoothed-autograd`` | smoothed f | autograd through the MC mean, d-loop Hessian (paper's ablation) | N forwards, d + 1 backwards |
 | ``pinn`` | raw g | autograd, d-loop Hessian diagonal ("stacked back-propagation") | 1 forward, d + 1 backwards |

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -51,3 +52,9 @@ def scalar_output(values: torch.Tensor, rows: int) -> torch.Tensor:
             f"the network must map (n, in_dim) inputs to (n,) or (n, 1) outputs; got {tuple(values.shape)} for n={rows}"
         )
     return values.reshape(rows)
+
+
+def network_values(g: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+    """g on ``(..., D)`` inputs in one batched call, returned with the leading shape ``(...)``."""
+    rows = inputs.shape[:-1].numel()
+    return scalar_output(g(inputs.reshape(rows, inputs.shape[-1])), rows).reshape(inputs.shape[:-1])
