@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -51,12 +52,12 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
         "house_kge.interop needs PyKEEN, an optional dependency: pip install 'house-kge[pykeen]'"
     ) from error
 
-from house_kge.householder import householder_project, projection_chain, reflection_chain
+from house_kge.householder import householder_project, householder_reflect, projection_chain, reflection_chain
 from house_kge.models import VARIANTS, HousE, HousEConfig, Operators, Variant
 from house_kge.scoring import distance_to_all
 from papers_common import InputError
 
-__all__ = ["HousEInteraction", "HousEModel", "from_house", "to_house"]
+__all__ = ["Chains", "HousEInteraction", "HousEModel", "from_house", "to_house"]
 
 #: PyKEEN's symbolic shapes (one character per axis): m blocks, n unit vectors, k block size, p = dn projections.
 _SYMBOLIC_SHAPES: Mapping[str, str] = {
@@ -75,18 +76,67 @@ def _relation_layout(projected: bool, translated: bool) -> tuple[str, ...]:
     return ("units", *(_PROJECTION_NAMES if projected else ()), *(("translation",) if translated else ()))
 
 
-def _project(x: torch.Tensor, units: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+def _project(x: torch.Tensor, units: Sequence[torch.Tensor], tau: Sequence[torch.Tensor]) -> torch.Tensor:
     """The chain Proj_{u_{n−1},τ_{n−1}} ∘ ⋯ ∘ Proj_{u_0,τ_0}(x), one rank-one update per vector (n is small).
 
-    ``x``: ``(*bx, m, k)``; ``units``: ``(*br, m, n, k)``; ``tau``: ``(*br, m, n)``; the batch shapes broadcast.
+    ``x``: ``(*bx, m, k)``; ``units``: n vectors ``(*br, m, k)``; ``tau``: n ``(*br, m)``; the batch shapes broadcast.
     """
-    for i in range(units.shape[-2]):
-        x = householder_project(x, units[..., i, :], tau[..., i])
+    for u, scale in zip(units, tau, strict=True):
+        x = householder_project(x, u, scale)
     return x
 
 
 def _broadcast_numel(*shapes: Sequence[int]) -> int:
     return math.prod(torch.broadcast_shapes(*(torch.Size(s) for s in shapes)))
+
+
+@dataclass
+class Chains:
+    """One relation batch's normalised unit vectors ``units`` ``(*br, m, n, k)``, dn = ``projections`` per side.
+
+    By role, each in the order applied: the rotation's hn = n − 2·dn vectors (Rot_r = Ref of the last ∘ ⋯ ∘ Ref of
+    the first: u_{n−dn−1} first, u_dn last), P_h's (u_{n−1} first) with ``head_tau`` ``(*br, m, dn)``, P_t's (u_0
+    first) with ``tail_tau``; ``translation`` ``(*br, m, k)`` or None. The ``*_units`` methods give ``(*br, m, ·, k)``
+    tensors, :meth:`vectors` the same vectors one by one, ``(*br, m, k)`` each.
+    """
+
+    units: torch.Tensor
+    projections: int
+    head_tau: torch.Tensor
+    tail_tau: torch.Tensor
+    translation: torch.Tensor | None
+
+    def rotation_units(self) -> torch.Tensor:
+        n, dn = self.units.shape[-2], self.projections
+        return self.units[..., dn : n - dn, :].flip(-2)
+
+    def head_units(self) -> torch.Tensor:
+        return self.units[..., self.units.shape[-2] - self.projections :, :].flip(-2)
+
+    def tail_units(self) -> torch.Tensor:
+        return self.units[..., : self.projections, :]
+
+    def vectors(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """(rotation, head, tail) vectors in the order applied, each contiguous, from one copy and ``unbind``: its
+        backward writes one gradient tensor, where indexing each vector would zero-fill a full-sized one per vector."""
+        vectors = self.units.movedim(-2, 0).contiguous().unbind(0)  # contiguous vectors: fast elementwise ops
+        n, dn = len(vectors), self.projections
+        return (
+            list(vectors[dn : n - dn])[::-1],
+            list(vectors[n - dn :])[::-1],
+            list(vectors[:dn]),
+        )
+
+    def operators(self) -> Operators:
+        """The same operators with the rotation composed into ``(*br, m, k, k)`` matrices."""
+        return Operators(
+            rotation=reflection_chain(self.rotation_units()),
+            head_units=self.head_units(),
+            head_tau=self.head_tau,
+            tail_units=self.tail_units(),
+            tail_tau=self.tail_tau,
+            translation=self.translation,
+        )
 
 
 class HousEInteraction(Interaction[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]):
@@ -110,7 +160,9 @@ class HousEInteraction(Interaction[torch.Tensor, tuple[torch.Tensor, ...], torch
     PyKEEN's 1-N patterns (``h``, ``r``: ``(B, 1, ...)``, ``t``: ``(1, E, m, k)``, as in ``score_t``, and the mirror
     image for ``score_h``) go through :func:`house_kge.scoring.distance_to_all`, as
     :meth:`house_kge.HousE.score_all` does, without forming a ``(B, E, m, k)`` tensor; every other pattern projects
-    both sides with rank-one updates and rotates whichever side is cheaper (‖Rot a − b‖ = ‖a − Rotᵀ b‖).
+    both sides with rank-one updates and rotates whichever side is cheaper (‖Rot a − b‖ = ‖a − Rotᵀ b‖): by hn
+    rank-one reflections when there are at most k vectors per relation row (sLCWA's ``score_hrt``, one relation per
+    triple), else by the composed k × k matrices.
 
     Args:
         variant: ``house-r``, ``house``, ``house-r+`` or ``house+``.
@@ -140,12 +192,10 @@ class HousEInteraction(Interaction[torch.Tensor, tuple[torch.Tensor, ...], torch
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, threshold={self.threshold}, gamma={self.gamma}"
 
-    def operators(self, r: torch.Tensor | Sequence[torch.Tensor]) -> Operators:
-        """The relation operators with batch shape ``br``, as :meth:`house_kge.HousE.operators` builds them.
+    def chains(self, r: torch.Tensor | Sequence[torch.Tensor]) -> Chains:
+        """The relation batch ``br``'s normalised unit vectors by role, each chain in the order it is applied.
 
-        Returns an :class:`house_kge.Operators` whose fields have shapes ``rotation`` ``(*br, m, k, k)``,
-        ``head_units``/``tail_units`` ``(*br, m, dn, k)`` (in the order they are applied), ``head_tau``/``tail_tau``
-        ``(*br, m, dn)`` and ``translation`` ``(*br, m, k)`` or None.
+        Unit vectors are re-normalised here, as :meth:`house_kge.HousE.operators` does; see :class:`Chains`.
         """
         tensors = (r,) if isinstance(r, torch.Tensor) else tuple(r)
         if len(tensors) != len(self.relation_names):
@@ -169,37 +219,58 @@ class HousEInteraction(Interaction[torch.Tensor, tuple[torch.Tensor, ...], torch
             tau_head = tau_tail = units.new_zeros(*units.shape[:-2], 0)
         if n < 2 * dn:
             raise ValueError(f"{n} unit vectors per block cannot hold 2 × {dn} projections")
-        return Operators(
-            rotation=reflection_chain(units[..., dn : n - dn, :].flip(-2)),  # u_{n−dn−1} first, u_dn last
-            head_units=units[..., n - dn :, :].flip(-2),  # u_{n−1} first
+        return Chains(
+            units=units,
+            projections=dn,
             head_tau=tau_head,
-            tail_units=units[..., :dn, :],
             tail_tau=tau_tail,
             translation=named.get("translation"),
         )
+
+    def operators(self, r: torch.Tensor | Sequence[torch.Tensor]) -> Operators:
+        """The relation operators with batch shape ``br``, as :meth:`house_kge.HousE.operators` builds them.
+
+        Returns an :class:`house_kge.Operators` whose fields have shapes ``rotation`` ``(*br, m, k, k)``,
+        ``head_units``/``tail_units`` ``(*br, m, dn, k)`` (in the order they are applied), ``head_tau``/``tail_tau``
+        ``(*br, m, dn)`` and ``translation`` ``(*br, m, k)`` or None.
+        """
+        return self.chains(r).operators()
 
     def forward(
         self, h: torch.Tensor, r: torch.Tensor | Sequence[torch.Tensor], t: torch.Tensor
     ) -> torch.Tensor:
         """Scores ``broadcast(bh, br, bt)`` for ``h`` ``(*bh, m, k)``, relation tensors ``(*br, ...)``, ``t`` ``(*bt, m, k)``."""
-        ops = self.operators(r)
-        scores = self._one_to_all(h, ops, t)
+        chains = self.chains(r)
+        scores = self._one_to_all(h, chains, t)
         if scores is not None:
             return scores
-        a = _project(h, ops.head_units, ops.head_tau)  # P_h h
-        if ops.translation is not None:
-            a = a + ops.translation
-        b = _project(t, ops.tail_units, ops.tail_tau)  # P_t t
-        rotation = ops.rotation
-        if _broadcast_numel(a.shape[:-1], rotation.shape[:-2]) <= _broadcast_numel(
-            b.shape[:-1], rotation.shape[:-2]
-        ):
-            difference = torch.einsum("...ij,...j->...i", rotation, a) - b
+        rotation, head, tail = chains.vectors()
+        a = _project(h, head, chains.head_tau.unbind(-1))  # P_h h
+        if chains.translation is not None:
+            a = a + chains.translation
+        b = _project(t, tail, chains.tail_tau.unbind(-1))  # P_t t
+        relation_blocks = chains.units.shape[:-2]  # (*br, m)
+        rotate_a = _broadcast_numel(a.shape[:-1], relation_blocks) <= _broadcast_numel(
+            b.shape[:-1], relation_blocks
+        )
+        rotated = _broadcast_numel(a.shape[:-1] if rotate_a else b.shape[:-1], relation_blocks)
+        if rotated <= a.shape[-1] * math.prod(relation_blocks):
+            # about one vector per relation row (PyKEEN's score_hrt): hn rank-one reflections per vector cost
+            # less than composing a k × k matrix per row
+            if rotate_a:
+                for u in rotation:
+                    a = householder_reflect(a, u)
+            else:  # Rotᵀ b: the same reflections in reverse order
+                for u in reversed(rotation):
+                    b = householder_reflect(b, u)
+            difference = a - b
+        elif rotate_a:
+            difference = torch.einsum("...ij,...j->...i", reflection_chain(chains.rotation_units()), a) - b
         else:
-            difference = a - torch.einsum("...ji,...j->...i", rotation, b)  # Rotᵀ b
+            difference = a - torch.einsum("...ji,...j->...i", reflection_chain(chains.rotation_units()), b)
         return self.gamma - torch.linalg.vector_norm(difference, dim=-1).sum(-1)
 
-    def _one_to_all(self, h: torch.Tensor, ops: Operators, t: torch.Tensor) -> torch.Tensor | None:
+    def _one_to_all(self, h: torch.Tensor, chains: Chains, t: torch.Tensor) -> torch.Tensor | None:
         """``(B, E)`` scores through :func:`distance_to_all` for PyKEEN's 1-N patterns, else None.
 
         Tail prediction: ``h`` ``(B, 1, m, k)``, relations ``(B, 1, ...)`` (or ``(1, 1, ...)``), ``t`` ``(1, E, m, k)``;
@@ -215,20 +286,20 @@ class HousEInteraction(Interaction[torch.Tensor, tuple[torch.Tensor, ...], torch
             return None
         batch = known.shape[0]
         fields = {
-            "rotation": (ops.rotation, 3),
-            "head_units": (ops.head_units, 3),
-            "head_tau": (ops.head_tau, 2),
-            "tail_units": (ops.tail_units, 3),
-            "tail_tau": (ops.tail_tau, 2),
+            "rotation_units": (chains.rotation_units(), 3),
+            "head_units": (chains.head_units(), 3),
+            "head_tau": (chains.head_tau, 2),
+            "tail_units": (chains.tail_units(), 3),
+            "tail_tau": (chains.tail_tau, 2),
         }
-        if ops.translation is not None:
-            fields["translation"] = (ops.translation, 2)
+        if chains.translation is not None:
+            fields["translation"] = (chains.translation, 2)
         selected: dict[str, torch.Tensor] = {}
         for name, (tensor, trailing) in fields.items():
             if tensor.ndim != 2 + trailing or tensor.shape[1] != 1 or tensor.shape[0] not in (1, batch):
                 return None
             selected[name] = tensor.expand(batch, *tensor.shape[1:])[:, 0]
-        rotation, translation = selected["rotation"], selected.get("translation")
+        rotation, translation = reflection_chain(selected["rotation_units"]), selected.get("translation")
         if direction == "tail":  # x = Rot(P_h h + w), candidates projected by P_t
             x = torch.einsum(
                 "bmij,bmj->bmi", projection_chain(selected["head_units"], selected["head_tau"]), known
