@@ -8,7 +8,7 @@ Workload (UMLS; the RotatE-toolkit recipe at the settings of the spec's performa
   whose alternating head-/tail-batch steps corrupt one side per positive; measured with unfiltered negatives
   (``filter_negatives=False``, like PyKEEN's basic sampler) and with the toolkit's filtered negatives. Anchors:
 
-  - **PyKEEN, the same HousE** (the headline): ``house_kge.interop.HousEModel`` (the same interaction, sizes and
+  - **PyKEEN, the same HousE** (the headline without ``--official-dir``): ``house_kge.interop.HousEModel`` (the same interaction, sizes and
     initialisation; ``NSSALoss(margin=0, adversarial_temperature=α)``, as its scores contain γ) in PyKEEN's sLCWA
     training loop with ``BasicNegativeSampler(num_negs_per_pos=n)`` (unfiltered; each negative corrupts the head or
     the tail), the same b and Adam learning rate, full batches (``drop_last=True``). sLCWA scores every negative
@@ -16,7 +16,8 @@ Workload (UMLS; the RotatE-toolkit recipe at the settings of the spec's performa
     tens of seconds on 2 cores: it is timed over ``--pykeen-house-steps`` steps after one warm-up step.
   - **PyKEEN RotatE** (second row, RotatE against RotatE): ``pykeen.models.RotatE`` (embedding_dim 200,
     ``NSSALoss(margin=γ, adversarial_temperature=α)``), the same loop and settings.
-  - **The official code** (with ``--official-dir``, a checkout of anrep/HousE): its ``codes/model.py`` and
+  - **The official code** (with ``--official-dir``, a checkout of anrep/HousE; then the headline, ours filtered
+    against it): its ``codes/model.py`` and
     ``codes/dataloader.py`` imported from the checkout, ``KGEModel("HousE", ...)`` at d = 400, k = 8 (hn = k, as its
     run script sets), one projection per side, threshold 0.5, trained by ``KGEModel.train_step`` with ``-adv`` and
     subsampling weights, from its ``BidirectionalOneShotIterator`` over two ``DataLoader``s (one worker each, the
@@ -763,8 +764,11 @@ def main(argv: list[str] | None = None) -> int:
                 Anchor("target: WN18RR filtered test evaluation under 60 s", "target"),
             )
         )
-    headline = rows[0]
-    path = write_bench(Bench("house-kge", house_anchor, headline, machine, rows), args.out)
+    # the headline is the strongest equal-settings anchor measured: the official loop when given, else PyKEEN HousE
+    official = "official-filtered" in comparisons
+    headline = rows[list(comparisons).index("official-filtered")] if official else rows[0]
+    headline_anchor = official_anchor if official else house_anchor
+    path = write_bench(Bench("house-kge", headline_anchor, headline, machine, rows), args.out)
 
     print(f"machine: {json.dumps(machine)}")
     print(f"pykeen {pykeen_version}, torch {torch.__version__}; ratio = ours / anchor")
@@ -846,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "bench": str(path),
-                "ratio_vs_pykeen_house": headline.ratio,
+                "headline_ratio": headline.ratio,
                 "seconds": round(time.perf_counter() - began, 1),
             }
         )

@@ -8,6 +8,11 @@ not sum to one: this is what makes URPE Transformers universal approximators whe
 get ``B = -inf`` and ``C = 0``; a row whose keys are all masked outputs zeros (never NaN). Dropout acts on the
 final weights ``A ⊙ C``, as in the official implementation.
 
+Tables given as :class:`~urpe.toeplitz.Toeplitz` diagonals (what the modules pass) take the fused path of
+:func:`urpe.toeplitz.toeplitz_attention` by default: the same values and gradients, with a hand-written backward
+pass that keeps only the softmax probabilities. The autograd evaluation here is the reference; it is used for
+dropout, for differentiable float masks, when the weights are returned, in query chunks, and with ``fused=False``.
+
 Long sequences are processed in query chunks so that the ``(batch, heads, L, L)`` weights never exist at once;
 under autograd each chunk is recomputed in the backward pass (activation checkpointing), so training memory is
 also bounded by one chunk.
@@ -23,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from urpe.errors import ShapeError
+from urpe.toeplitz import Toeplitz, toeplitz_attention
 
 # Above this many attention-weight elements (batch * heads * L_q * L_k; 512 MiB per float32 tensor, of which
 # autograd keeps a few) the chunked path is used by default.
@@ -98,13 +104,15 @@ Rows = Callable[[int, int], torch.Tensor]
 """A table given by query rows: ``rows(start, stop)`` returns rows ``start:stop``, broadcastable to
 ``(batch, heads, stop - start, L_k)``. Lets the chunked path build only the rows it needs."""
 
-Table = torch.Tensor | Rows
+Table = torch.Tensor | Rows | Toeplitz
 
 
 def _rows(t: Table | None, start: int, stop: int) -> torch.Tensor | None:
     """Query rows ``start:stop`` of a mask or table broadcastable to ``(..., L_q, L_k)`` (size-1 rows stay)."""
     if t is None:
         return None
+    if isinstance(t, Toeplitz):
+        return t.rows(start, stop)
     if not isinstance(t, torch.Tensor):
         return t(start, stop)
     return t if t.shape[-2] == 1 else t[..., start:stop, :]
@@ -179,13 +187,15 @@ def urpe_attention(
     scale: float | None = None,
     chunk_size: int | None = None,
     need_weights: bool = False,
+    fused: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(softmax(q k^T / sqrt(d) + B) ⊙ C) v`` over heads.
 
     Args:
         q: ``(batch, heads, L_q, d)``; k: ``(batch, heads, L_k, d)``; v: ``(batch, heads, L_k, d_v)``.
-        bias: B, broadcastable to ``(batch, heads, L_q, L_k)`` (usually ``(heads, L_q, L_k)``), or a function
-            ``rows(start, stop)`` giving its query rows (see :data:`Rows`); None for no bias.
+        bias: B, broadcastable to ``(batch, heads, L_q, L_k)`` (usually ``(heads, L_q, L_k)``), a function
+            ``rows(start, stop)`` giving its query rows (see :data:`Rows`), or a :class:`~urpe.toeplitz.Toeplitz`
+            table given by its ``(heads, L_q + L_k - 1)`` diagonals; None for no bias.
         toeplitz: C, given the same ways; None means C = 1 (plain RPE).
         key_padding_mask, attn_mask, is_causal: see :func:`combine_masks`.
         dropout_p: dropout on the weights ``A ⊙ C`` (pass 0 in evaluation).
@@ -195,6 +205,9 @@ def urpe_attention(
             backward pass, and tables given as functions are built one chunk at a time, so memory holds one
             chunk of weights instead of all of them.
         need_weights: also return the ``(batch, heads, L_q, L_k)`` weights ``A ⊙ C`` (forces full computation).
+        fused: use :func:`urpe.toeplitz.toeplitz_attention` where it applies: both tables None or
+            :class:`~urpe.toeplitz.Toeplitz`, no dropout, no weights returned, no query chunks, no float mask that
+            requires a gradient. False always takes the autograd reference path.
 
     Returns:
         ``(out, weights)``: out is ``(batch, heads, L_q, d_v)``; weights is None unless requested.
@@ -208,6 +221,16 @@ def urpe_attention(
     if k.shape[:2] != (batch, heads) or v.shape[:3] != (batch, heads, k_len) or k.shape[-1] != dim:
         raise ShapeError(f"incompatible shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
+    for name, table in (("bias", bias), ("toeplitz", toeplitz)):
+        if isinstance(table, Toeplitz) and (table.diagonals.shape[0], table.q_len, table.k_len) != (
+            heads,
+            q_len,
+            k_len,
+        ):
+            raise ShapeError(
+                f"{name} must be a Toeplitz table for {heads} heads, {q_len} queries and {k_len} keys, got "
+                f"{table.diagonals.shape[0]}, {table.q_len} and {table.k_len}"
+            )
     masked, additive = combine_masks(
         batch, heads, q_len, k_len,
         key_padding_mask=key_padding_mask, attn_mask=attn_mask, is_causal=is_causal, device=q.device, dtype=q.dtype,
@@ -227,6 +250,15 @@ def urpe_attention(
         chunk_size = (
             q_len if elements <= CHUNK_ELEMENTS else max(1, CHUNK_ELEMENTS // (batch * heads * k_len))
         )
+    if (
+        fused
+        and chunk_size >= q_len
+        and dropout_p == 0
+        and all(t is None or isinstance(t, Toeplitz) for t in (bias, toeplitz))
+        and not (additive is not None and additive.requires_grad)
+    ):
+        diagonals = [t.diagonals if isinstance(t, Toeplitz) else None for t in (bias, toeplitz)]
+        return toeplitz_attention(q, k, v, *diagonals, additive=additive, masked=masked, scale=scale), None
     if chunk_size >= q_len:
         return _block(q, k, v, 0, q_len, bias, additive, toeplitz, masked, scale, dropout_p), None
 

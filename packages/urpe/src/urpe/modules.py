@@ -10,7 +10,6 @@ existing model (an ``nn.TransformerEncoder``, an ``nn.Transformer``, ...) into t
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 from urpe.attention import urpe_attention
 from urpe.errors import ShapeError
 from urpe.relative_position import Mode, RelativePositionTable
+from urpe.toeplitz import Toeplitz
 
 AttentionT = TypeVar("AttentionT", bound="RPEAttention")
 
@@ -44,6 +44,8 @@ class RPEAttention(nn.Module):
         mode, max_len, num_buckets, max_distance, bidirectional: see :class:`RelativePositionTable`.
         bias_table: a table to share with other layers; a new one is made when None.
         chunk_size: query rows per chunk in :func:`urpe_attention` (None: automatic).
+        fused: evaluate the attention with the hand-written backward pass of :func:`urpe.toeplitz.toeplitz_attention`
+            where it applies (the default; see :func:`urpe_attention`); False always uses the autograd reference.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class RPEAttention(nn.Module):
         bidirectional: bool = True,
         bias_table: RelativePositionTable | None = None,
         chunk_size: int | None = None,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
@@ -90,6 +93,7 @@ class RPEAttention(nn.Module):
         self.batch_first = batch_first
         self.add_zero_attn = False
         self.chunk_size = chunk_size
+        self.fused = fused
         if self.kdim == embed_dim and self.vdim == embed_dim:
             self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **factory))
             for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
@@ -151,6 +155,10 @@ class RPEAttention(nn.Module):
 
     def toeplitz_rows(self, q_len: int, k_len: int, start: int, stop: int) -> torch.Tensor | None:
         """Query rows ``start:stop`` of :meth:`toeplitz`."""
+        return None
+
+    def toeplitz_diagonals(self, q_len: int, k_len: int) -> torch.Tensor | None:
+        """The diagonals of :meth:`toeplitz`, ``(heads, q_len + k_len - 1)`` (see :class:`urpe.toeplitz.Toeplitz`)."""
         return None
 
     @classmethod
@@ -265,16 +273,18 @@ class RPEAttention(nn.Module):
                 f"key {tuple(key.shape)} and value {tuple(value.shape)} must share batch and length with query batch {batch}"
             )
         q, k, v = (self._heads(t) for t in self._project(query, key, value, self_attention))
+        toeplitz = self.toeplitz_diagonals(q_len, k_len)
         out, weights = urpe_attention(
             q, k, v,
-            bias=partial(self.bias_table.rows, q_len, k_len),
-            toeplitz=partial(self.toeplitz_rows, q_len, k_len),
+            bias=Toeplitz(self.bias_table.diagonals(q_len, k_len), q_len),
+            toeplitz=None if toeplitz is None else Toeplitz(toeplitz, q_len),
             key_padding_mask=key_padding_mask,
             attn_mask=attn_mask,
             is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
             chunk_size=self.chunk_size,
             need_weights=need_weights,
+            fused=self.fused,
         )  # fmt: skip
         out = self.out_proj(out.transpose(1, 2).reshape(batch, q_len, self.embed_dim))
         if weights is not None and average_attn_weights:
@@ -358,6 +368,10 @@ class URPEAttention(RPEAttention):
 
     def toeplitz_rows(self, q_len: int, k_len: int, start: int, stop: int) -> torch.Tensor:
         c = self.toeplitz_table.rows(q_len, k_len, start, stop)
+        return torch.relu(c) if self.toeplitz_activation == "relu" else c
+
+    def toeplitz_diagonals(self, q_len: int, k_len: int) -> torch.Tensor:
+        c = self.toeplitz_table.diagonals(q_len, k_len)
         return torch.relu(c) if self.toeplitz_activation == "relu" else c
 
 

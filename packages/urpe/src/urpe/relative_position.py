@@ -96,6 +96,10 @@ class RelativePositionTable(nn.Module):
     def indices(self, q_len: int, k_len: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Table row of each ``(i, j)`` pair for query rows ``start:stop``: a ``(stop - start, k_len)`` long tensor."""
         offsets = relative_offsets(q_len, k_len, start=start, stop=stop, device=self.weight.device)
+        return self._index(offsets, q_len, k_len)
+
+    def _index(self, offsets: torch.Tensor, q_len: int, k_len: int) -> torch.Tensor:
+        """Table row of each offset ``j - i`` (any shape) for ``q_len`` queries and ``k_len`` keys."""
         if self.mode == "bucket":
             return t5_bucket(
                 offsets,
@@ -109,6 +113,16 @@ class RelativePositionTable(nn.Module):
                 "('unique' offsets); build the model with a larger max_len or use mode='bucket'"
             )
         return offsets + (self.max_len - 1)
+
+    def diagonals(self, q_len: int, k_len: int | None = None) -> torch.Tensor:
+        """The values on the diagonals of :meth:`forward`'s tensor: ``(heads, q_len + k_len - 1)``.
+
+        Entry ``n`` is the value at offset ``j - i = n - (q_len - 1)``, so ``forward(q_len, k_len)[h, i, j] =
+        diagonals(q_len, k_len)[h, j - i + q_len - 1]`` (:class:`urpe.toeplitz.Toeplitz`).
+        """
+        k_len = q_len if k_len is None else k_len
+        offsets = torch.arange(-(q_len - 1), k_len, device=self.weight.device)
+        return self.weight.t()[:, self._index(offsets, q_len, k_len)]
 
     def forward(self, q_len: int, k_len: int | None = None) -> torch.Tensor:
         """The ``(heads, q_len, k_len)`` Toeplitz tensor of table values."""
