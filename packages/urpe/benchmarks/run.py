@@ -26,7 +26,9 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -152,55 +154,33 @@ def _interleaved(
     queue.put({m: statistics.median(t) for m, t in times.items()})
 
 
+def _in_fresh_process(target: Callable[..., None], *args: Any) -> Any:
+    """Run ``target(*args, queue)`` in a spawned process and return what it puts on the queue."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    proc = context.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _shape(args: argparse.Namespace) -> tuple[Any, ...]:
+    """The workload arguments shared by :func:`_measure` and :func:`_interleaved` after the method and length."""
+    return args.batch, args.heads, args.embed, args.repeats, args.device, args.quiet
+
+
 def measure_interleaved(methods: tuple[str, ...], length: int, args: argparse.Namespace) -> dict[str, float]:
     """Median seconds per forward+backward of several methods whose steps alternate in one fresh process.
 
     Alternating steps see the same machine load, so their ratio is steadier than that of separate processes.
     """
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    proc = context.Process(
-        target=_interleaved,
-        args=(
-            methods,
-            length,
-            args.batch,
-            args.heads,
-            args.embed,
-            args.repeats,
-            args.device,
-            args.quiet,
-            queue,
-        ),
-    )
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return _in_fresh_process(_interleaved, methods, length, *_shape(args))
 
 
 def measure(method: str, length: int, args: argparse.Namespace) -> dict[str, float]:
     """Median seconds per forward+backward and peak memory (MiB) of one method at one length, in a fresh process."""
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    proc = context.Process(
-        target=_measure,
-        args=(
-            method,
-            length,
-            args.batch,
-            args.heads,
-            args.embed,
-            args.repeats,
-            args.device,
-            args.quiet,
-            queue,
-        ),
-    )
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return _in_fresh_process(_measure, method, length, *_shape(args))
 
 
 def main(argv: list[str] | None = None) -> int:
