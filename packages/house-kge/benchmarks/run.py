@@ -60,7 +60,7 @@ Note: PyKEEN's RotatE interaction is ‖h∘r − t‖₂ over the whole complex
 the complex moduli Σ_b |h_b r_b − t_b|; the cost per score is the same.
 
     python packages/house-kge/benchmarks/run.py --out reports/house-kge [--quick] [--data-dir DIR]
-        [--official-dir /tmp/HousE-official]
+        [--official-dir path/to/HousE]
 """
 
 from __future__ import annotations
