@@ -8,7 +8,7 @@ import torch
 import urpe.attention
 import urpe.toeplitz
 from urpe import RelativePositionTable, ShapeError, URPEAttention, urpe_attention
-from urpe.toeplitz import Toeplitz, toeplitz_attention, toeplitz_rows
+from urpe.toeplitz import Toeplitz, ToeplitzRows, toeplitz_attention
 
 B, H, D = 2, 3, 4
 
@@ -22,11 +22,40 @@ def explicit(diagonals: torch.Tensor, q_len: int, k_len: int) -> torch.Tensor:
     return table
 
 
-@pytest.fixture(params=[1 << 20, B * H * 3 * 3], ids=["one-block", "small-blocks"])
+@pytest.fixture(
+    params=[1 << 20, H * 9 * 9, 9 * 9, 7], ids=["one-chunk", "batch-chunks", "head-chunks", "row-chunks"]
+)
 def blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Runs a test with all query rows in one block and with blocks of 3 rows (k_len 3) or fewer."""
+    """Runs a test with everything in one chunk, one batch element, one head or a few rows per chunk.
+
+    Tables and diagonal sums then work on blocks of 2 rows.
+    """
     monkeypatch.setattr(urpe.toeplitz, "BLOCK_ELEMENTS", request.param)
+    monkeypatch.setattr(urpe.toeplitz, "TABLE_ROWS", 2)
+    monkeypatch.setattr(urpe.toeplitz, "_DIAGONAL_ROWS", 2)
     return request.param
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"), [(1 << 20, [(0, 2, 0, 7)]), (150, [(0, 1, 0, 7), (1, 2, 0, 7)])]
+)
+def test_chunks_cover_the_tensor_once(
+    block: int, expected: list[tuple[int, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(urpe.toeplitz, "BLOCK_ELEMENTS", block)
+    chunks = urpe.toeplitz._chunks(B, H, 7, 7, tables=0)
+    assert [(c.batch.start, c.batch.stop, c.rows.start, c.rows.stop) for c in chunks] == expected
+
+
+@pytest.mark.parametrize("block", [1 << 20, 150, 49, 20, 1])
+def test_chunks_are_contiguous_and_cover_each_entry_once(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(urpe.toeplitz, "BLOCK_ELEMENTS", block)
+    counts = torch.zeros(B, H, 7, 7)
+    for chunk in urpe.toeplitz._chunks(B, H, 7, 7, tables=0):
+        part = chunk.of(counts)
+        assert part.is_contiguous()
+        part += 1
+    assert torch.equal(counts, torch.ones_like(counts))
 
 
 @pytest.mark.parametrize(("q_len", "k_len"), [(5, 5), (3, 7), (7, 2), (1, 1)])
@@ -35,10 +64,11 @@ def test_toeplitz_rows_are_the_table(q_len: int, k_len: int) -> None:
     table = explicit(diagonals, q_len, k_len)
     torch.testing.assert_close(Toeplitz(diagonals, q_len).rows(0, q_len), table, rtol=0, atol=0)
     assert Toeplitz(diagonals, q_len).k_len == k_len
-    for start in range(q_len):
-        torch.testing.assert_close(
-            toeplitz_rows(diagonals, q_len, start, q_len), table[:, start:], rtol=0, atol=0
-        )
+    for height in range(1, q_len + 1):  # every block height, every block of rows
+        rows = ToeplitzRows(diagonals, q_len, height)
+        for start in range(q_len):
+            for stop in range(start + 1, min(q_len, start + height) + 1):
+                torch.testing.assert_close(rows(start, stop), table[:, start:stop], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("mode", ["unique", "bucket"])
@@ -53,10 +83,12 @@ def test_table_diagonals_describe_the_table(mode: str, q_len: int, k_len: int) -
 def test_diagonal_sums_equal_a_scatter_add(blocks: int) -> None:
     q_len, k_len = 7, 3
     grad = torch.randn(B, H, q_len, k_len, dtype=torch.float64)
-    sums = urpe.toeplitz._DiagonalSums(grad, H, q_len, k_len)
-    for rows in urpe.toeplitz._row_blocks(B, H, q_len, k_len):
-        sums.target(rows.stop - rows.start).copy_(grad[:, :, rows].sum(0))
-        sums.add(rows.stop - rows.start, rows.start)
+    sums = urpe.toeplitz._DiagonalSums(grad, H, q_len, k_len, {})
+    for heads in (slice(0, 2), slice(2, 3)):
+        for start in range(0, q_len, 3):
+            rows = slice(start, min(start + 3, q_len))
+            sums.target(rows.stop - rows.start, heads).copy_(grad[:, heads, rows].sum(0))
+            sums.add(rows.stop - rows.start, rows.start, heads)
     offsets = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None] + q_len - 1
     expected = torch.zeros(H, q_len + k_len - 1, dtype=torch.float64)
     expected.index_add_(1, offsets.flatten(), grad.sum(0).flatten(1))

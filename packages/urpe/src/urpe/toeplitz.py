@@ -7,18 +7,20 @@ A per-head Toeplitz table ``T[h, i, j] = t_h(j - i)`` over ``L_q`` queries and `
     S = Q K^T / sqrt(d) + B + M,   P = softmax(S),   W = P ⊙ C,   O = W V
 
 (``M``: masks; masked keys get ``P = 0``) needs only the diagonals. :func:`toeplitz_attention` computes ``S`` with
-one matrix product and turns it into ``P`` in place one cache-sized block of query rows at a time (forming each
-block of ``W`` and its product with ``V`` there), keeps only ``P`` for the backward pass, and computes the
-gradients by hand:
+its matrix products and turns it into ``P`` in place one cache-sized contiguous chunk at a time (whole batch
+elements, whole heads, or blocks of rows of one head; each chunk's block of ``W`` multiplies ``V`` there), keeps
+only ``P`` for the backward pass, and computes the gradients by hand, chunk by chunk:
 
     dW = dO V^T,   dV = W^T dO,   dC = Σ_batch dW ⊙ P,   dP = dW ⊙ C,
     dS = P ⊙ (dP - rowsum(dP ⊙ P)),   dB = Σ_batch dS,   dQ = dS K / sqrt(d),   dK = dS^T Q / sqrt(d),
 
-where ``dB`` and ``dC`` are summed along each diagonal to give the gradients of the diagonals. ``dW`` is one
-matrix product and becomes ``dP`` and then ``dS`` in place, block by block; ``W``, ``C``, ``dC`` and ``dB`` exist
-one block of rows at a time. Autograd would instead keep ``P``, ``W`` and the expanded tables, allocate each
-``(batch, heads, L_q, L_k)`` gradient anew and scatter the table gradients back through an index. At most two
-``(batch, heads, L_q, L_k)`` tensors are alive at once (``P`` and ``dW``).
+where ``dB`` and ``dC`` are summed along each diagonal to give the gradients of the diagonals. One chunk-sized
+buffer holds ``W`` (for ``dV``) and then ``dW``, which becomes ``dP`` and then ``dS`` in place; rows of ``B`` and
+``C`` are strided views of a small buffer (:class:`ToeplitzRows`), never a ``(heads, L_q, L_k)`` table. Autograd
+would instead keep ``P``, ``W`` and the expanded tables, allocate each ``(batch, heads, L_q, L_k)`` gradient anew
+and scatter the table gradients back through an index. Only one ``(batch, heads, L_q, L_k)`` tensor is alive at
+once (``P``); a chunk and the table rows it reads together hold about ``BLOCK_ELEMENTS`` elements, so a pass
+that reads more tables (URPE's backward reads ``C``, RPE's none) works on smaller chunks.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from typing import Any
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-# Elements of (batch, heads, rows, L_k) per block of query rows: small enough to stay in cache, large enough for
-# efficient matrix products.
+# Elements of a chunk of (batch, heads, L_q, L_k) and the table rows it reads: small enough to stay in cache,
+# large enough for efficient matrix products.
 BLOCK_ELEMENTS = 1 << 21
+# Rows per view of a Toeplitz table (its buffer holds this many copies of the diagonals) and per diagonal sum.
+TABLE_ROWS = 64
+_DIAGONAL_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -57,21 +62,30 @@ class Toeplitz:
         return self.diagonals[:, j[None, :] - i[:, None] + (self.q_len - 1)]
 
 
-def toeplitz_rows(diagonals: torch.Tensor, q_len: int, start: int, stop: int) -> torch.Tensor:
-    """Rows ``start:stop`` of the Toeplitz table of ``diagonals`` (see :class:`Toeplitz`), built without an index.
+class ToeplitzRows:
+    """Blocks of at most ``height`` query rows of a Toeplitz table (see :class:`Toeplitz`), as strided views.
 
-    Row ``i`` is the window ``diagonals[:, q_len - 1 - i : q_len - 1 - i + k_len]``; consecutive windows of a
-    vector are a strided view (``unfold``), read in reverse row order (``flip`` copies it).
-
-    Args:
-        diagonals: ``(heads, q_len + k_len - 1)``.
-
-    Returns:
-        ``(heads, stop - start, k_len)``, contiguous.
+    The diagonals of the selected heads are repeated ``height`` times into a ``(heads, height, n)`` buffer
+    (``n = q_len + k_len - 1``). Read with row stride ``n - 1`` from offset ``q_len - 1 - start``, row ``t`` of the
+    buffer starts at diagonal ``q_len - 1 - (start + t)``, which is row ``start + t`` of the table: every block of
+    rows is a view of one small buffer, with contiguous rows and no copy (a window view of the diagonals would
+    need a negative row stride).
     """
-    k_len = diagonals.shape[-1] - q_len + 1
-    windows = diagonals.unfold(-1, k_len, 1)  # (heads, q_len, k_len): windows[h, a] = row q_len - 1 - a
-    return windows[:, q_len - stop : q_len - start].flip(-2)
+
+    def __init__(self, diagonals: torch.Tensor, q_len: int, height: int) -> None:
+        """``diagonals``: ``(heads, q_len + k_len - 1)``; ``height``: the most rows a block asks for."""
+        heads, n = diagonals.shape
+        self.q_len, self.k_len, self.height = q_len, n - q_len + 1, height
+        self._buffer = diagonals[:, None, :].expand(heads, height, n).contiguous()
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` (at most ``height`` of them) as a ``(heads, stop - start, k_len)`` view."""
+        heads, height, n = self._buffer.shape
+        return self._buffer.as_strided(
+            (heads, stop - start, self.k_len),
+            (height * n, n - 1, 1),
+            self._buffer.storage_offset() + self.q_len - 1 - start,
+        )
 
 
 class _DiagonalSums:
@@ -79,48 +93,124 @@ class _DiagonalSums:
 
     A block of ``r`` rows is written into a zeroed buffer with row stride ``r + k_len - 2`` instead of ``k_len``,
     so that entry ``(i, j)`` lands in column ``(j - i) mod (r + k_len - 1)`` of the buffer read with row length
-    ``r + k_len - 1``: every diagonal becomes a column, and one column sum replaces a scatter-add.
+    ``r + k_len - 1``: every diagonal becomes a column, and one column sum replaces a scatter-add. Buffers are kept
+    per block shape and may be shared between tables (``buffers``): a block of a given shape always writes the same
+    entries, so the others stay zero.
     """
 
-    def __init__(self, like: torch.Tensor, heads: int, q_len: int, k_len: int) -> None:
+    def __init__(
+        self,
+        like: torch.Tensor,
+        heads: int,
+        q_len: int,
+        k_len: int,
+        buffers: dict[tuple[int, int], torch.Tensor],
+    ) -> None:
         self.grad = like.new_zeros(heads, q_len + k_len - 1)
         self.q_len, self.k_len = q_len, k_len
-        self._buffers: dict[int, torch.Tensor] = {}
+        self._buffers = buffers
 
-    def target(self, rows: int) -> torch.Tensor:
+    def _buffer(self, rows: int, heads: slice) -> torch.Tensor:
+        key = (rows, heads.stop - heads.start)
+        if key not in self._buffers:
+            self._buffers[key] = self.grad.new_zeros(key[1], rows * (rows + self.k_len - 1))
+        return self._buffers[key]
+
+    def target(self, rows: int, heads: slice) -> torch.Tensor:
         """A ``(heads, rows, k_len)`` strided view to write the block into before :meth:`add`."""
-        width = rows + self.k_len - 1
-        if rows not in self._buffers:
-            self._buffers[rows] = self.grad.new_zeros(self.grad.shape[0], rows * width)
-        buffer = self._buffers[rows]
+        buffer, width = self._buffer(rows, heads), rows + self.k_len - 1
         return buffer.as_strided((buffer.shape[0], rows, self.k_len), (rows * width, width - 1, 1))
 
-    def add(self, rows: int, start: int) -> None:
+    def add(self, rows: int, start: int, heads: slice) -> None:
         """Add the diagonal sums of the block of rows ``start:start + rows`` just written into :meth:`target`."""
         width = rows + self.k_len - 1
         sums = (
-            self._buffers[rows].view(-1, rows, width).sum(1)
-        )  # column c: offset c (c < k_len), c - width else
+            self._buffer(rows, heads).view(-1, rows, width).sum(1)
+        )  # column c: offset c (c < k_len), c - width
         first = self.q_len - 1 - start  # index of offset 0 of row `start`
-        self.grad[:, first : first + self.k_len] += sums[:, : self.k_len]
-        self.grad[:, first - rows + 1 : first] += sums[:, self.k_len :]
+        self.grad[heads, first : first + self.k_len] += sums[:, : self.k_len]
+        self.grad[heads, first - rows + 1 : first] += sums[:, self.k_len :]
 
 
-def _row_blocks(batch: int, heads: int, q_len: int, k_len: int) -> list[slice]:
-    """Blocks of query rows with about ``BLOCK_ELEMENTS`` elements of ``(batch, heads, rows, L_k)`` each."""
-    rows = max(1, min(q_len, BLOCK_ELEMENTS // max(1, batch * heads * k_len)))
-    return [slice(start, min(start + rows, q_len)) for start in range(0, q_len, rows)]
+@dataclass(frozen=True)
+class _Chunk:
+    """A contiguous piece ``[batch, heads, rows]`` of a contiguous ``(batch, heads, L_q, L_k)`` tensor."""
+
+    batch: slice
+    heads: slice
+    rows: slice
+
+    def of(self, t: torch.Tensor) -> torch.Tensor:
+        """The chunk of a tensor broadcastable to ``(batch, heads, L_q, ...)`` (size-1 axes stay)."""
+        t = t[(None,) * (4 - t.dim())]
+        index = tuple(
+            part if size > 1 else slice(None) for part, size in zip(self.astuple(), t.shape[:3], strict=True)
+        )
+        return t[index]
+
+    def astuple(self) -> tuple[slice, slice, slice]:
+        return self.batch, self.heads, self.rows
+
+    def keys(self, t: torch.Tensor) -> torch.Tensor:
+        """The chunk's batch elements and heads of a ``(batch, heads, L_k, d)`` tensor, every key."""
+        return t[self.batch, self.heads]
 
 
-def _row_slice(t: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
-    """Rows ``rows`` of a mask broadcastable to ``(..., L_q, L_k)`` (size-1 row axes stay)."""
-    if t is None:
-        return None
-    return t if t.shape[-2] == 1 else t[..., rows, :]
+def _chunks(batch: int, heads: int, q_len: int, k_len: int, tables: int) -> list[_Chunk]:
+    """Contiguous chunks of ``(batch, heads, L_q, L_k)`` that, with their rows of ``tables`` Toeplitz tables
+    (:class:`_Tables`), hold about ``BLOCK_ELEMENTS`` elements each.
+
+    Whole batch elements when one fits, else whole heads of one batch element, else blocks of rows of one head, in
+    parts of equal size. The order is head-major (all batch elements of a head follow each other), so that tables
+    built per head are built once.
+    """
+    matrix = q_len * k_len
+    table = tables * min(q_len, TABLE_ROWS) * (q_len + k_len - 1)  # per head
+
+    def split(n: int, most: int) -> list[slice]:
+        parts = -(-n // max(1, min(n, most)))
+        size = -(-n // parts)
+        return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+    everything = slice(0, q_len)
+    if heads * (matrix + table) <= BLOCK_ELEMENTS:
+        batches = split(batch, BLOCK_ELEMENTS // (heads * (matrix + table)))
+        return [_Chunk(b, slice(0, heads), everything) for b in batches]
+    if matrix + table <= BLOCK_ELEMENTS:
+        head_groups = split(heads, BLOCK_ELEMENTS // (matrix + table))
+        return [_Chunk(slice(b, b + 1), h, everything) for h in head_groups for b in range(batch)]
+    row_blocks = split(q_len, (BLOCK_ELEMENTS - table) // k_len)
+    return [
+        _Chunk(slice(b, b + 1), slice(h, h + 1), rows)
+        for h in range(heads)
+        for rows in row_blocks
+        for b in range(batch)
+    ]
+
+
+class _Tables:
+    """Row blocks of a Toeplitz table for the heads of the current chunk (rebuilt when the heads change)."""
+
+    def __init__(self, diagonals: torch.Tensor, q_len: int) -> None:
+        self.diagonals, self.q_len = diagonals, q_len
+        self.height = min(q_len, TABLE_ROWS)
+        self._heads: slice | None = None
+        self._rows: ToeplitzRows | None = None
+
+    def sub_blocks(self, chunk: _Chunk) -> list[tuple[slice, torch.Tensor]]:
+        """``(rows within the chunk, (heads, rows, L_k) table rows)`` covering the chunk's rows."""
+        if self._rows is None or self._heads != chunk.heads:
+            self._heads = chunk.heads
+            self._rows = ToeplitzRows(self.diagonals[chunk.heads], self.q_len, self.height)
+        first, last = chunk.rows.start, chunk.rows.stop
+        return [
+            (slice(a - first, min(a + self.height, last) - first), self._rows(a, min(a + self.height, last)))
+            for a in range(first, last, self.height)
+        ]
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    """``(batch, heads, m, n)`` -> ``(batch * heads, m, n)`` for the batched matrix products ``baddbmm``."""
+    """``(batch, heads, m, n)`` -> ``(batch * heads, m, n)`` for the batched matrix products."""
     return t.reshape(-1, *t.shape[-2:])
 
 
@@ -139,70 +229,97 @@ class _ToeplitzAttention(torch.autograd.Function):
     ) -> torch.Tensor:
         batch, heads, q_len, _ = q.shape
         k_len = k.shape[-2]
-        # the scores become the probabilities in place, one cache-sized block of rows at a time, and each block
-        # of W = P ⊙ C multiplies V while it is in cache
-        probs = torch.matmul(q * scale, k.transpose(-2, -1))  # scaling q is L_k / d times cheaper
-        outs = []
-        for rows in _row_blocks(batch, heads, q_len, k_len):
-            scores = probs[:, :, rows]
-            if bias is not None:
-                scores += toeplitz_rows(bias, q_len, rows.start, rows.stop)
+        q_scaled = (q * scale).contiguous()  # scaling q is L_k / d times cheaper than scaling S
+        k, v = k.contiguous(), v.contiguous()
+        bias_rows = None if bias is None else _Tables(bias, q_len)
+        c_rows = None if toeplitz is None else _Tables(toeplitz, q_len)
+        chunks = _chunks(batch, heads, q_len, k_len, tables=(bias is not None) + (toeplitz is not None))
+        largest = max(_flat(chunk.of(q)).shape[0] * (chunk.rows.stop - chunk.rows.start) for chunk in chunks)
+        weights = None if c_rows is None else q.new_empty(largest * k_len)
+        # the scores of one chunk become P in place while in cache; W = P ⊙ C multiplies V there
+        probs = q.new_empty(batch, heads, q_len, k_len)
+        out = q.new_empty(batch, heads, q_len, v.shape[-1])
+        for chunk in chunks:
+            p = chunk.of(probs)
+            torch.bmm(_flat(chunk.of(q_scaled)), _flat(chunk.keys(k)).transpose(1, 2), out=_flat(p))
+            if bias_rows is not None:
+                for rows, table in bias_rows.sub_blocks(chunk):
+                    p[:, :, rows] += table
             if additive is not None:
-                scores += _row_slice(additive, rows)
-            block_mask = _row_slice(masked, rows)
+                p += chunk.of(additive)
+            block_mask = None if masked is None else chunk.of(masked)
             if block_mask is not None:
-                scores.masked_fill_(block_mask, float("-inf"))
-            p = torch.softmax(scores, dim=-1)
+                p.masked_fill_(block_mask, float("-inf"))
+            torch._softmax(p, -1, False, out=p)
             if block_mask is not None:
                 p.masked_fill_(block_mask, 0.0)  # C = 0 on masked keys; fully masked rows become 0, not NaN
-            scores.copy_(p)
-            if toeplitz is not None:
-                outs.append(torch.matmul(p.mul_(toeplitz_rows(toeplitz, q_len, rows.start, rows.stop)), v))
+            product = p
+            if c_rows is not None and weights is not None:
+                product = weights[: p.numel()].view_as(p)
+                for rows, table in c_rows.sub_blocks(chunk):
+                    torch.mul(p[:, :, rows], table, out=product[:, :, rows])  # W = P ⊙ C
+            torch.bmm(_flat(product), _flat(chunk.keys(v)), out=_flat(chunk.of(out)))
         ctx.save_for_backward(q, k, v, probs, toeplitz)
         ctx.scale = scale
         ctx.has_bias = bias is not None
-        return torch.cat(outs, dim=-2) if toeplitz is not None else torch.matmul(probs, v)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, probs, toeplitz = ctx.saved_tensors
         batch, heads, q_len, _ = q.shape
-        k_len = k.shape[-2]
+        k_len, scale = k.shape[-2], ctx.scale
         need_q, need_k, need_v, need_b, need_c = ctx.needs_input_grad[:5]
-        grad_b = _DiagonalSums(q, heads, q_len, k_len) if need_b and ctx.has_bias else None
-        grad_c = _DiagonalSums(q, heads, q_len, k_len) if need_c and toeplitz is not None else None
-        if toeplitz is None:
-            grad_v = torch.matmul(probs.transpose(-2, -1), grad_out) if need_v else None
-        else:
-            grad_v = v.new_zeros(batch * heads, k_len, v.shape[-1]) if need_v else None
-        # dW becomes dP and then dS in place, one cache-sized block of rows at a time
-        grad_scores = torch.matmul(grad_out, v.transpose(-2, -1))
-        for rows in _row_blocks(batch, heads, q_len, k_len):
-            size = rows.stop - rows.start
-            d_weights, p = grad_scores[:, :, rows], probs[:, :, rows]
-            if toeplitz is not None:
-                c = toeplitz_rows(toeplitz, q_len, rows.start, rows.stop)
-                if grad_v is not None:
-                    grad_v.baddbmm_(_flat(p * c).transpose(-2, -1), _flat(grad_out[:, :, rows]))  # W^T dO
-                if grad_c is not None:  # Σ_batch dW ⊙ P, accumulated without a (batch, ...) temporary
-                    target = torch.mul(d_weights[0], p[0], out=grad_c.target(size))
-                    for element in range(1, batch):
-                        target.addcmul_(d_weights[element], p[element])
-                    grad_c.add(size, rows.start)
-                d_weights *= c  # dP
-            d_scores = torch._softmax_backward_data(d_weights, p, -1, p.dtype)  # P ⊙ (dP - rowsum(dP ⊙ P))
+        buffers: dict[tuple[int, int], torch.Tensor] = {}  # one set of diagonal-sum buffers for B and C
+        grad_b = _DiagonalSums(q, heads, q_len, k_len, buffers) if need_b and ctx.has_bias else None
+        grad_c = _DiagonalSums(q, heads, q_len, k_len, buffers) if need_c and toeplitz is not None else None
+        c_rows = None if toeplitz is None else _Tables(toeplitz, q_len)
+        q_scaled, k_scaled = (q * scale).contiguous(), (k * scale).contiguous()
+        grad_out = grad_out.contiguous()
+        grad_q = torch.empty_like(q_scaled) if need_q else None
+        grad_k = torch.zeros_like(k_scaled) if need_k else None
+        grad_v = torch.zeros_like(v) if need_v else None
+        chunks = _chunks(batch, heads, q_len, k_len, tables=int(toeplitz is not None))
+        largest = max(_flat(chunk.of(q)).shape[0] * (chunk.rows.stop - chunk.rows.start) for chunk in chunks)
+        work = q.new_empty(largest * k_len)  # W (URPE, for dV), then dW -> dP -> dS in place
+        for chunk in chunks:
+            p = chunk.of(probs)
+            g = _flat(chunk.of(grad_out))
+            d = work[: p.numel()].view_as(p)
+            if grad_v is not None:
+                product = p
+                if c_rows is not None:
+                    for rows, table in c_rows.sub_blocks(chunk):
+                        torch.mul(p[:, :, rows], table, out=d[:, :, rows])  # W = P ⊙ C
+                    product = d
+                _flat(chunk.keys(grad_v)).baddbmm_(_flat(product).transpose(1, 2), g)  # W^T dO
+            torch.bmm(g, _flat(chunk.keys(v)).transpose(1, 2), out=_flat(d))  # dW
+            if c_rows is not None:
+                for rows, table in c_rows.sub_blocks(chunk):
+                    size = rows.stop - rows.start
+                    if grad_c is not None:  # Σ_batch dW ⊙ P along the diagonals
+                        target = grad_c.target(size, chunk.heads)
+                        torch.mul(d[0, :, rows], p[0, :, rows], out=target)
+                        for element in range(1, d.shape[0]):
+                            target.addcmul_(d[element, :, rows], p[element, :, rows])
+                        grad_c.add(size, chunk.rows.start + rows.start, chunk.heads)
+                    d[:, :, rows] *= table  # dP = dW ⊙ C
+            torch._softmax_backward_data(d, p, -1, p.dtype, grad_input=d)  # dS = P ⊙ (dP - rowsum(dP ⊙ P))
             if grad_b is not None:
-                torch.sum(d_scores, dim=0, out=grad_b.target(size))
-                grad_b.add(size, rows.start)
-            d_weights.copy_(d_scores)
-        scale = ctx.scale
-        grad_q = torch.matmul(grad_scores, k).mul_(scale) if need_q else None
-        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q).mul_(scale) if need_k else None
+                for start in range(0, d.shape[2], _DIAGONAL_ROWS):
+                    rows = slice(start, min(start + _DIAGONAL_ROWS, d.shape[2]))
+                    size = rows.stop - rows.start
+                    torch.sum(d[:, :, rows], dim=0, out=grad_b.target(size, chunk.heads))
+                    grad_b.add(size, chunk.rows.start + start, chunk.heads)
+            if grad_q is not None:
+                torch.bmm(_flat(d), _flat(chunk.keys(k_scaled)), out=_flat(chunk.of(grad_q)))
+            if grad_k is not None:
+                _flat(chunk.keys(grad_k)).baddbmm_(_flat(d).transpose(1, 2), _flat(chunk.of(q_scaled)))
         return (
             grad_q,
             grad_k,
-            None if grad_v is None else grad_v.view_as(v),
+            grad_v,
             None if grad_b is None else grad_b.grad,
             None if grad_c is None else grad_c.grad,
             None,
