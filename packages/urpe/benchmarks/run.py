@@ -6,9 +6,11 @@ URPE's post-softmax product, so the comparison shows the price of the extra expr
 default fused path (``urpe.toeplitz``); the ``-exact`` methods run the autograd reference path (``fused=False``),
 which is how both modules computed before the fused path existed.
 
-Each (method, L) runs in its own process so that peak memory (CUDA: ``max_memory_allocated``; CPU: the growth of
-the resident set's high-water mark) belongs to that measurement alone; memory is taken from the first step and
-time is the median of the following ones. Because separate processes meet different machine load, URPE and RPE
+Each (method, L) runs in its own processes so that peak memory (CUDA: ``max_memory_allocated``; CPU: the growth of
+the resident set's high-water mark) belongs to that measurement alone. On CPU, memory is one step in a process
+whose C allocator returns every freed block of 128 KiB or more to the system (glibc ``MALLOC_MMAP_THRESHOLD_``),
+so that the high-water mark follows the tensors alive at once rather than where the allocator happened to keep
+freed blocks; time is the median of the steps after a first one in another process with default settings. Because separate processes meet different machine load, URPE and RPE
 are also timed with their steps alternating in one process at each L (median of ``--repeats`` rounds after one
 warm-up round): the steadier measurement of URPE's overhead over RPE.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import sys
@@ -121,7 +124,7 @@ def _measure(
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    queue.put({"seconds": statistics.median(times), "peak_mb": peak_mb})
+    queue.put({"seconds": statistics.median(times) if times else float("nan"), "peak_mb": peak_mb})
 
 
 def _interleaved(
@@ -154,12 +157,27 @@ def _interleaved(
     queue.put({m: statistics.median(t) for m, t in times.items()})
 
 
-def _in_fresh_process(target: Callable[..., None], *args: Any) -> Any:
-    """Run ``target(*args, queue)`` in a spawned process and return what it puts on the queue."""
+# glibc: blocks of at least this many bytes are mapped on their own and unmapped when freed (a fixed threshold
+# also stops glibc from raising it after the first large free)
+_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+
+
+def _in_fresh_process(target: Callable[..., None], *args: Any, env: dict[str, str] | None = None) -> Any:
+    """Run ``target(*args, queue)`` in a spawned process (with ``env`` added to its environment) and return what it
+    puts on the queue."""
     context = mp.get_context("spawn")
     queue = context.Queue()
     proc = context.Process(target=target, args=(*args, queue))
-    proc.start()
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    try:
+        proc.start()  # the spawned interpreter starts with the environment as it is now
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
     result = queue.get()
     proc.join()
     return result
@@ -179,8 +197,15 @@ def measure_interleaved(methods: tuple[str, ...], length: int, args: argparse.Na
 
 
 def measure(method: str, length: int, args: argparse.Namespace) -> dict[str, float]:
-    """Median seconds per forward+backward and peak memory (MiB) of one method at one length, in a fresh process."""
-    return _in_fresh_process(_measure, method, length, *_shape(args))
+    """Median seconds per forward+backward and peak memory (MiB) of one method at one length, in fresh processes."""
+    batch, heads, embed, repeats, device, quiet = _shape(args)
+    timed = _in_fresh_process(_measure, method, length, batch, heads, embed, repeats, device, quiet)
+    if device != "cpu":
+        return timed
+    memory = _in_fresh_process(
+        _measure, method, length, batch, heads, embed, 0, device, quiet, env=_MEMORY_ENV
+    )
+    return {"seconds": timed["seconds"], "peak_mb": memory["peak_mb"]}
 
 
 def main(argv: list[str] | None = None) -> int:

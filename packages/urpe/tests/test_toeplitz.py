@@ -31,8 +31,7 @@ def blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> i
     Tables and diagonal sums then work on blocks of 2 rows.
     """
     monkeypatch.setattr(urpe.toeplitz, "BLOCK_ELEMENTS", request.param)
-    monkeypatch.setattr(urpe.toeplitz, "TABLE_ROWS", 2)
-    monkeypatch.setattr(urpe.toeplitz, "_DIAGONAL_ROWS", 2)
+    monkeypatch.setattr(urpe.toeplitz, "SUB_ROWS", 2)
     return request.param
 
 

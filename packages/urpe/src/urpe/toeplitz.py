@@ -34,9 +34,9 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 # Elements of a chunk of (batch, heads, L_q, L_k) and the table rows it reads: small enough to stay in cache,
 # large enough for efficient matrix products.
 BLOCK_ELEMENTS = 1 << 21
-# Rows per view of a Toeplitz table (its buffer holds this many copies of the diagonals) and per diagonal sum.
-TABLE_ROWS = 64
-_DIAGONAL_ROWS = 64
+# Rows per step inside a chunk of one matrix (the steps of a block stay in a core's cache), per view of a Toeplitz
+# table (its buffer holds this many copies of the diagonals) and per diagonal sum.
+SUB_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -160,16 +160,14 @@ def _chunks(batch: int, heads: int, q_len: int, k_len: int, tables: int) -> list
     """Contiguous chunks of ``(batch, heads, L_q, L_k)`` that, with their rows of ``tables`` Toeplitz tables
     (:class:`_Tables`), hold about ``BLOCK_ELEMENTS`` elements each.
 
-    Whole batch elements when one fits, else whole heads of one batch element, else blocks of rows of one head, in
-    parts of equal size. The order is head-major (all batch elements of a head follow each other), so that tables
+    Whole batch elements when one fits, else whole heads of one batch element, else blocks of rows of one head. The order is head-major (all batch elements of a head follow each other), so that tables
     built per head are built once.
     """
     matrix = q_len * k_len
-    table = tables * min(q_len, TABLE_ROWS) * (q_len + k_len - 1)  # per head
+    table = tables * min(q_len, SUB_ROWS) * (q_len + k_len - 1)  # per head
 
     def split(n: int, most: int) -> list[slice]:
-        parts = -(-n // max(1, min(n, most)))
-        size = -(-n // parts)
+        size = max(1, min(n, most))
         return [slice(a, min(a + size, n)) for a in range(0, n, size)]
 
     everything = slice(0, q_len)
@@ -189,24 +187,29 @@ def _chunks(batch: int, heads: int, q_len: int, k_len: int, tables: int) -> list
 
 
 class _Tables:
-    """Row blocks of a Toeplitz table for the heads of the current chunk (rebuilt when the heads change)."""
+    """Rows of a Toeplitz table for the heads of the current chunk (rebuilt when the heads change)."""
 
     def __init__(self, diagonals: torch.Tensor, q_len: int) -> None:
         self.diagonals, self.q_len = diagonals, q_len
-        self.height = min(q_len, TABLE_ROWS)
         self._heads: slice | None = None
         self._rows: ToeplitzRows | None = None
 
-    def sub_blocks(self, chunk: _Chunk) -> list[tuple[slice, torch.Tensor]]:
-        """``(rows within the chunk, (heads, rows, L_k) table rows)`` covering the chunk's rows."""
+    def __call__(self, chunk: _Chunk, rows: slice) -> torch.Tensor:
+        """Rows ``rows`` of the chunk (at most ``SUB_ROWS``; counted from its first row) as ``(heads, rows, L_k)``."""
         if self._rows is None or self._heads != chunk.heads:
             self._heads = chunk.heads
-            self._rows = ToeplitzRows(self.diagonals[chunk.heads], self.q_len, self.height)
-        first, last = chunk.rows.start, chunk.rows.stop
-        return [
-            (slice(a - first, min(a + self.height, last) - first), self._rows(a, min(a + self.height, last)))
-            for a in range(first, last, self.height)
-        ]
+            self._rows = ToeplitzRows(self.diagonals[chunk.heads], self.q_len, min(self.q_len, SUB_ROWS))
+        return self._rows(chunk.rows.start + rows.start, chunk.rows.start + rows.stop)
+
+
+def _sub_blocks(rows: int) -> list[slice]:
+    """Blocks of ``SUB_ROWS`` rows (the last one shorter) of a chunk of ``rows`` rows."""
+    return [slice(a, min(a + SUB_ROWS, rows)) for a in range(0, rows, SUB_ROWS)]
+
+
+def _rows_of(t: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
+    """Rows ``rows`` of a ``(..., rows, L_k)`` chunk of a tensor or mask (a size-1 row axis stays)."""
+    return t if t is None or t.shape[-2] == 1 else t[..., rows, :]
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -234,31 +237,35 @@ class _ToeplitzAttention(torch.autograd.Function):
         bias_rows = None if bias is None else _Tables(bias, q_len)
         c_rows = None if toeplitz is None else _Tables(toeplitz, q_len)
         chunks = _chunks(batch, heads, q_len, k_len, tables=(bias is not None) + (toeplitz is not None))
-        largest = max(_flat(chunk.of(q)).shape[0] * (chunk.rows.stop - chunk.rows.start) for chunk in chunks)
+        largest = max(chunk.of(q).shape[0] * chunk.of(q).shape[1] * chunk.of(q).shape[2] for chunk in chunks)
         weights = None if c_rows is None else q.new_empty(largest * k_len)
-        # the scores of one chunk become P in place while in cache; W = P ⊙ C multiplies V there
         probs = q.new_empty(batch, heads, q_len, k_len)
         out = q.new_empty(batch, heads, q_len, v.shape[-1])
         for chunk in chunks:
             p = chunk.of(probs)
             torch.bmm(_flat(chunk.of(q_scaled)), _flat(chunk.keys(k)).transpose(1, 2), out=_flat(p))
-            if bias_rows is not None:
-                for rows, table in bias_rows.sub_blocks(chunk):
-                    p[:, :, rows] += table
-            if additive is not None:
-                p += chunk.of(additive)
-            block_mask = None if masked is None else chunk.of(masked)
-            if block_mask is not None:
-                p.masked_fill_(block_mask, float("-inf"))
-            torch._softmax(p, -1, False, out=p)
-            if block_mask is not None:
-                p.masked_fill_(block_mask, 0.0)  # C = 0 on masked keys; fully masked rows become 0, not NaN
-            product = p
-            if c_rows is not None and weights is not None:
-                product = weights[: p.numel()].view_as(p)
-                for rows, table in c_rows.sub_blocks(chunk):
-                    torch.mul(p[:, :, rows], table, out=product[:, :, rows])  # W = P ⊙ C
-            torch.bmm(_flat(product), _flat(chunk.keys(v)), out=_flat(chunk.of(out)))
+            extra = None if additive is None else chunk.of(additive)
+            mask = None if masked is None else chunk.of(masked)
+            w = None if weights is None else weights[: p.numel()].view_as(p)
+            # one matrix of one head: every step on a block of SUB_ROWS rows while it is in cache; else the
+            # softmax runs on the whole chunk (a block of rows of several matrices is not contiguous)
+            single = p.shape[0] * p.shape[1] == 1
+            for rows in _sub_blocks(p.shape[2]):
+                part = p[:, :, rows]
+                if bias_rows is not None:
+                    part += bias_rows(chunk, rows)
+                if extra is not None:
+                    part += _rows_of(extra, rows)
+                if single:
+                    _softmax_(part, _rows_of(mask, rows))
+                    if c_rows is not None and w is not None:
+                        torch.mul(part, c_rows(chunk, rows), out=w[:, :, rows])  # W = P ⊙ C
+            if not single:
+                _softmax_(p, mask)
+                if c_rows is not None and w is not None:
+                    for rows in _sub_blocks(p.shape[2]):
+                        torch.mul(p[:, :, rows], c_rows(chunk, rows), out=w[:, :, rows])
+            torch.bmm(_flat(p if w is None else w), _flat(chunk.keys(v)), out=_flat(chunk.of(out)))
         ctx.save_for_backward(q, k, v, probs, toeplitz)
         ctx.scale = scale
         ctx.has_bias = bias is not None
@@ -275,50 +282,48 @@ class _ToeplitzAttention(torch.autograd.Function):
         grad_b = _DiagonalSums(q, heads, q_len, k_len, buffers) if need_b and ctx.has_bias else None
         grad_c = _DiagonalSums(q, heads, q_len, k_len, buffers) if need_c and toeplitz is not None else None
         c_rows = None if toeplitz is None else _Tables(toeplitz, q_len)
-        q_scaled, k_scaled = (q * scale).contiguous(), (k * scale).contiguous()
         grad_out = grad_out.contiguous()
-        grad_q = torch.empty_like(q_scaled) if need_q else None
-        grad_k = torch.zeros_like(k_scaled) if need_k else None
+        grad_q = torch.empty_like(q, memory_format=torch.contiguous_format) if need_q else None
+        grad_k = torch.zeros_like(k) if need_k else None
         grad_v = torch.zeros_like(v) if need_v else None
         chunks = _chunks(batch, heads, q_len, k_len, tables=int(toeplitz is not None))
-        largest = max(_flat(chunk.of(q)).shape[0] * (chunk.rows.stop - chunk.rows.start) for chunk in chunks)
+        largest = max(chunk.of(q).shape[0] * chunk.of(q).shape[1] * chunk.of(q).shape[2] for chunk in chunks)
         work = q.new_empty(largest * k_len)  # W (URPE, for dV), then dW -> dP -> dS in place
         for chunk in chunks:
             p = chunk.of(probs)
             g = _flat(chunk.of(grad_out))
             d = work[: p.numel()].view_as(p)
             if grad_v is not None:
-                product = p
                 if c_rows is not None:
-                    for rows, table in c_rows.sub_blocks(chunk):
-                        torch.mul(p[:, :, rows], table, out=d[:, :, rows])  # W = P ⊙ C
-                    product = d
-                _flat(chunk.keys(grad_v)).baddbmm_(_flat(product).transpose(1, 2), g)  # W^T dO
+                    for rows in _sub_blocks(p.shape[2]):
+                        torch.mul(p[:, :, rows], c_rows(chunk, rows), out=d[:, :, rows])  # W = P ⊙ C
+                _flat(chunk.keys(grad_v)).baddbmm_(
+                    _flat(p if c_rows is None else d).transpose(1, 2), g
+                )  # W^T dO
             torch.bmm(g, _flat(chunk.keys(v)).transpose(1, 2), out=_flat(d))  # dW
-            if c_rows is not None:
-                for rows, table in c_rows.sub_blocks(chunk):
-                    size = rows.stop - rows.start
+            single = p.shape[0] * p.shape[1] == 1
+            for rows in _sub_blocks(p.shape[2]):
+                d_part, p_part = d[:, :, rows], p[:, :, rows]
+                if c_rows is not None:
                     if grad_c is not None:  # Σ_batch dW ⊙ P along the diagonals
-                        target = grad_c.target(size, chunk.heads)
-                        torch.mul(d[0, :, rows], p[0, :, rows], out=target)
-                        for element in range(1, d.shape[0]):
-                            target.addcmul_(d[element, :, rows], p[element, :, rows])
-                        grad_c.add(size, chunk.rows.start + rows.start, chunk.heads)
-                    d[:, :, rows] *= table  # dP = dW ⊙ C
-            torch._softmax_backward_data(d, p, -1, p.dtype, grad_input=d)  # dS = P ⊙ (dP - rowsum(dP ⊙ P))
-            if grad_b is not None:
-                for start in range(0, d.shape[2], _DIAGONAL_ROWS):
-                    rows = slice(start, min(start + _DIAGONAL_ROWS, d.shape[2]))
-                    size = rows.stop - rows.start
-                    torch.sum(d[:, :, rows], dim=0, out=grad_b.target(size, chunk.heads))
-                    grad_b.add(size, chunk.rows.start + start, chunk.heads)
+                        _diagonal_sums(grad_c, d_part, chunk, rows, times=p_part)
+                    d_part *= c_rows(chunk, rows)  # dP = dW ⊙ C
+                if single:
+                    _softmax_backward_(d_part, p_part)
+                    if grad_b is not None:
+                        _diagonal_sums(grad_b, d_part, chunk, rows)
+            if not single:
+                _softmax_backward_(d, p)
+                if grad_b is not None:
+                    for rows in _sub_blocks(p.shape[2]):
+                        _diagonal_sums(grad_b, d[:, :, rows], chunk, rows)
             if grad_q is not None:
-                torch.bmm(_flat(d), _flat(chunk.keys(k_scaled)), out=_flat(chunk.of(grad_q)))
+                torch.bmm(_flat(d), _flat(chunk.keys(k)), out=_flat(chunk.of(grad_q)))
             if grad_k is not None:
-                _flat(chunk.keys(grad_k)).baddbmm_(_flat(d).transpose(1, 2), _flat(chunk.of(q_scaled)))
+                _flat(chunk.keys(grad_k)).baddbmm_(_flat(d).transpose(1, 2), _flat(chunk.of(q)))
         return (
-            grad_q,
-            grad_k,
+            None if grad_q is None else grad_q.mul_(scale),
+            None if grad_k is None else grad_k.mul_(scale),
             grad_v,
             None if grad_b is None else grad_b.grad,
             None if grad_c is None else grad_c.grad,
@@ -326,6 +331,35 @@ class _ToeplitzAttention(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _softmax_(scores: torch.Tensor, mask: torch.Tensor | None) -> None:
+    """Softmax over the last axis in place (contiguous ``scores``); masked entries become 0 (rows of them too)."""
+    if mask is not None:
+        scores.masked_fill_(mask, float("-inf"))
+    torch._softmax(scores, -1, False, out=scores)
+    if mask is not None:
+        scores.masked_fill_(mask, 0.0)  # C = 0 on masked keys; fully masked rows become 0, not NaN
+
+
+def _softmax_backward_(grad: torch.Tensor, probs: torch.Tensor) -> None:
+    """``grad <- probs ⊙ (grad - rowsum(grad ⊙ probs))`` in place (contiguous tensors)."""
+    torch._softmax_backward_data(grad, probs, -1, probs.dtype, grad_input=grad)
+
+
+def _diagonal_sums(
+    sums: _DiagonalSums, block: torch.Tensor, chunk: _Chunk, rows: slice, times: torch.Tensor | None = None
+) -> None:
+    """Add the diagonal sums of ``Σ_batch block`` (or ``Σ_batch block ⊙ times``), rows ``rows`` of ``chunk``."""
+    size = rows.stop - rows.start
+    target = sums.target(size, chunk.heads)
+    if times is None:
+        torch.sum(block, dim=0, out=target)
+    else:  # accumulated element by element, without a (batch, ...) temporary
+        torch.mul(block[0], times[0], out=target)
+        for element in range(1, block.shape[0]):
+            target.addcmul_(block[element], times[element])
+    sums.add(size, chunk.rows.start + rows.start, chunk.heads)
 
 
 def toeplitz_attention(
