@@ -11,10 +11,11 @@ the resident set's high-water mark) belongs to that measurement alone. On CPU, m
 whose C allocator returns every freed block of 128 KiB or more to the system (glibc ``MALLOC_MMAP_THRESHOLD_``),
 so that the high-water mark follows the tensors alive at once rather than where the allocator happened to keep
 freed blocks; time is the median of the steps after a first one in another process with default settings. Because separate processes meet different machine load, URPE and RPE
-are also timed with their steps alternating in one process at each L (median of ``--repeats`` rounds after one
+are also timed with their steps alternating in one process at each L (median of ``--rounds`` rounds after one
 warm-up round): the steadier measurement of URPE's overhead over RPE.
 
-    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--device cpu] [--quiet]
+    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--repeats 5] [--rounds 11] [--device cpu]
+        [--quiet]
 
 Progress (one unit per measurement) is a bar on a terminal and a log line every 30 s otherwise.
 """
@@ -193,7 +194,8 @@ def measure_interleaved(methods: tuple[str, ...], length: int, args: argparse.Na
 
     Alternating steps see the same machine load, so their ratio is steadier than that of separate processes.
     """
-    return _in_fresh_process(_interleaved, methods, length, *_shape(args))
+    batch, heads, embed, _, device, quiet = _shape(args)
+    return _in_fresh_process(_interleaved, methods, length, batch, heads, embed, args.rounds, device, quiet)
 
 
 def measure(method: str, length: int, args: argparse.Namespace) -> dict[str, float]:
@@ -215,10 +217,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--embed", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per method and L, after one")
+    parser.add_argument(
+        "--rounds", type=int, default=11, help="rounds of alternating URPE/RPE steps, after one"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     args = parser.parse_args(argv)
+    for flag in ("lengths", "batch", "heads", "embed", "repeats", "rounds"):
+        values = getattr(args, flag)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            parser.error(f"--{flag} must be at least 1")
+    if args.embed % args.heads:
+        parser.error(f"--embed {args.embed} is not a multiple of --heads {args.heads}")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file, not a folder")
     configure_logging(quiet=args.quiet)
     args.device = str(pick_device(args.device))
 
