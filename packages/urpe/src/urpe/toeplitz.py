@@ -25,6 +25,7 @@ that reads more tables (URPE's backward reads ``C``, RPE's none) works on smalle
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,13 +144,15 @@ class _Chunk:
     def of(self, t: torch.Tensor) -> torch.Tensor:
         """The chunk of a tensor broadcastable to ``(batch, heads, L_q, ...)`` (size-1 axes stay)."""
         t = t[(None,) * (4 - t.dim())]
-        index = tuple(
-            part if size > 1 else slice(None) for part, size in zip(self.astuple(), t.shape[:3], strict=True)
-        )
-        return t[index]
+        parts = (self.batch, self.heads, self.rows)
+        return t[
+            tuple(part if size > 1 else slice(None) for part, size in zip(parts, t.shape[:3], strict=True))
+        ]
 
-    def astuple(self) -> tuple[slice, slice, slice]:
-        return self.batch, self.heads, self.rows
+    def query_rows(self, like: torch.Tensor) -> int:
+        """Query rows of the chunk over all its batch elements and heads, for ``like`` of shape ``(batch, heads,
+        L_q, ...)``: a chunk of the probabilities holds this many times ``L_k`` elements."""
+        return math.prod(self.of(like).shape[:3])
 
     def keys(self, t: torch.Tensor) -> torch.Tensor:
         """The chunk's batch elements and heads of a ``(batch, heads, L_k, d)`` tensor, every key."""
@@ -160,8 +163,9 @@ def _chunks(batch: int, heads: int, q_len: int, k_len: int, tables: int) -> list
     """Contiguous chunks of ``(batch, heads, L_q, L_k)`` that, with their rows of ``tables`` Toeplitz tables
     (:class:`_Tables`), hold about ``BLOCK_ELEMENTS`` elements each.
 
-    Whole batch elements when one fits, else whole heads of one batch element, else blocks of rows of one head. The order is head-major (all batch elements of a head follow each other), so that tables
-    built per head are built once.
+    Whole batch elements when one fits, else whole heads of one batch element, else blocks of rows of one head.
+    The order is head-major (all batch elements of a head follow each other), so that tables built per head are
+    built once.
     """
     matrix = q_len * k_len
     table = tables * min(q_len, SUB_ROWS) * (q_len + k_len - 1)  # per head
@@ -237,7 +241,7 @@ class _ToeplitzAttention(torch.autograd.Function):
         bias_rows = None if bias is None else _Tables(bias, q_len)
         c_rows = None if toeplitz is None else _Tables(toeplitz, q_len)
         chunks = _chunks(batch, heads, q_len, k_len, tables=(bias is not None) + (toeplitz is not None))
-        largest = max(chunk.of(q).shape[0] * chunk.of(q).shape[1] * chunk.of(q).shape[2] for chunk in chunks)
+        largest = max(chunk.query_rows(q) for chunk in chunks)
         weights = None if c_rows is None else q.new_empty(largest * k_len)
         probs = q.new_empty(batch, heads, q_len, k_len)
         out = q.new_empty(batch, heads, q_len, v.shape[-1])
@@ -287,7 +291,7 @@ class _ToeplitzAttention(torch.autograd.Function):
         grad_k = torch.zeros_like(k) if need_k else None
         grad_v = torch.zeros_like(v) if need_v else None
         chunks = _chunks(batch, heads, q_len, k_len, tables=int(toeplitz is not None))
-        largest = max(chunk.of(q).shape[0] * chunk.of(q).shape[1] * chunk.of(q).shape[2] for chunk in chunks)
+        largest = max(chunk.query_rows(q) for chunk in chunks)
         work = q.new_empty(largest * k_len)  # W (URPE, for dV), then dW -> dP -> dS in place
         for chunk in chunks:
             p = chunk.of(probs)
