@@ -82,16 +82,16 @@ def test_table_diagonals_describe_the_table(mode: str, q_len: int, k_len: int) -
 def test_diagonal_sums_equal_a_scatter_add(blocks: int) -> None:
     q_len, k_len = 7, 3
     grad = torch.randn(B, H, q_len, k_len, dtype=torch.float64)
-    sums = urpe.toeplitz._DiagonalSums(grad, H, q_len, k_len, {})
-    for heads in (slice(0, 2), slice(2, 3)):
-        for start in range(0, q_len, 3):
-            rows = slice(start, min(start + 3, q_len))
-            sums.target(rows.stop - rows.start, heads).copy_(grad[:, heads, rows].sum(0))
-            sums.add(rows.stop - rows.start, rows.start, heads)
+    sums = urpe.toeplitz._DiagonalSums(grad, H, q_len, k_len)
+    assert sums.height == 2
+    for heads in (slice(0, 2), slice(2, 3)):  # every block height, both heads of a group, in any row order
+        for start, stop in [(5, 7), (0, 1), (1, 3), (3, 4), (4, 5)]:
+            for element in range(B):
+                sums.block(heads, start, stop - start).add_(grad[element, heads, start:stop])
     offsets = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None] + q_len - 1
     expected = torch.zeros(H, q_len + k_len - 1, dtype=torch.float64)
     expected.index_add_(1, offsets.flatten(), grad.sum(0).flatten(1))
-    torch.testing.assert_close(sums.grad, expected)
+    torch.testing.assert_close(sums.result(), expected)
 
 
 MASKS = ["none", "padding", "causal", "float", "fully-masked-row", "all"]

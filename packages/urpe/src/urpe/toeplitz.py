@@ -90,47 +90,44 @@ class ToeplitzRows:
 
 
 class _DiagonalSums:
-    """Adds the diagonal sums of blocks of rows of a ``(heads, q_len, k_len)`` table into its diagonals' gradient.
+    """Sums along the diagonals of a ``(heads, q_len, k_len)`` table that arrives block of rows by block of rows.
 
-    A block of ``r`` rows is written into a zeroed buffer with row stride ``r + k_len - 2`` instead of ``k_len``,
-    so that entry ``(i, j)`` lands in column ``(j - i) mod (r + k_len - 1)`` of the buffer read with row length
-    ``r + k_len - 1``: every diagonal becomes a column, and one column sum replaces a scatter-add. Buffers are kept
-    per block shape and may be shared between tables (``buffers``): a block of a given shape always writes the same
-    entries, so the others stay zero.
+    With ``n = q_len + k_len - 1``, each head of the current chunk has an accumulator of ``height * n`` entries
+    (``height = min(q_len, SUB_ROWS)``, the most rows of a block). Entry ``(t, j)`` of a block whose first row is
+    query row ``s`` is added at position ``t (n - 1) + j + q_len - 1 - s``: modulo ``n`` that is ``j - (s + t) +
+    q_len - 1``, the index of its diagonal (see :class:`Toeplitz`), the positions of one block are distinct and
+    all lie below ``height * n``. Read as ``(height, n)``, the accumulator holds each diagonal in one column, so
+    blocks are added element by element and the column sums are taken once per head (when the chunk's heads change
+    and at the end) instead of a scatter-add per block.
     """
 
-    def __init__(
-        self,
-        like: torch.Tensor,
-        heads: int,
-        q_len: int,
-        k_len: int,
-        buffers: dict[tuple[int, int], torch.Tensor],
-    ) -> None:
-        self.grad = like.new_zeros(heads, q_len + k_len - 1)
+    def __init__(self, like: torch.Tensor, heads: int, q_len: int, k_len: int) -> None:
         self.q_len, self.k_len = q_len, k_len
-        self._buffers = buffers
+        self.height = min(q_len, SUB_ROWS)
+        self._grad = like.new_zeros(heads, q_len + k_len - 1)
+        self._heads = slice(0, 0)
+        self._sums = like.new_empty(0)
 
-    def _buffer(self, rows: int, heads: slice) -> torch.Tensor:
-        key = (rows, heads.stop - heads.start)
-        if key not in self._buffers:
-            self._buffers[key] = self.grad.new_zeros(key[1], rows * (rows + self.k_len - 1))
-        return self._buffers[key]
+    def block(self, heads: slice, start: int, rows: int) -> torch.Tensor:
+        """A ``(heads, rows, k_len)`` view to add the rows ``start:start + rows`` of the table into (in place)."""
+        n = self._grad.shape[1]
+        if heads != self._heads:
+            self._flush()
+            self._heads = heads
+            self._sums = self._grad.new_zeros(heads.stop - heads.start, self.height * n)
+        return self._sums.as_strided(
+            (self._sums.shape[0], rows, self.k_len), (self.height * n, n - 1, 1), self.q_len - 1 - start
+        )
 
-    def target(self, rows: int, heads: slice) -> torch.Tensor:
-        """A ``(heads, rows, k_len)`` strided view to write the block into before :meth:`add`."""
-        buffer, width = self._buffer(rows, heads), rows + self.k_len - 1
-        return buffer.as_strided((buffer.shape[0], rows, self.k_len), (rows * width, width - 1, 1))
+    def _flush(self) -> None:
+        if self._sums.numel():
+            self._grad[self._heads] += self._sums.view(-1, self.height, self._grad.shape[1]).sum(1)
 
-    def add(self, rows: int, start: int, heads: slice) -> None:
-        """Add the diagonal sums of the block of rows ``start:start + rows`` just written into :meth:`target`."""
-        width = rows + self.k_len - 1
-        sums = (
-            self._buffer(rows, heads).view(-1, rows, width).sum(1)
-        )  # column c: offset c (c < k_len), c - width
-        first = self.q_len - 1 - start  # index of offset 0 of row `start`
-        self.grad[heads, first : first + self.k_len] += sums[:, : self.k_len]
-        self.grad[heads, first - rows + 1 : first] += sums[:, self.k_len :]
+    def result(self) -> torch.Tensor:
+        """The gradient of the diagonals, ``(heads, q_len + k_len - 1)``, once every block has been added."""
+        self._flush()
+        self._sums = self._sums.new_empty(0)
+        return self._grad
 
 
 @dataclass(frozen=True)
@@ -282,15 +279,16 @@ class _ToeplitzAttention(torch.autograd.Function):
         batch, heads, q_len, _ = q.shape
         k_len, scale = k.shape[-2], ctx.scale
         need_q, need_k, need_v, need_b, need_c = ctx.needs_input_grad[:5]
-        buffers: dict[tuple[int, int], torch.Tensor] = {}  # one set of diagonal-sum buffers for B and C
-        grad_b = _DiagonalSums(q, heads, q_len, k_len, buffers) if need_b and ctx.has_bias else None
-        grad_c = _DiagonalSums(q, heads, q_len, k_len, buffers) if need_c and toeplitz is not None else None
+        grad_b = _DiagonalSums(q, heads, q_len, k_len) if need_b and ctx.has_bias else None
+        grad_c = _DiagonalSums(q, heads, q_len, k_len) if need_c and toeplitz is not None else None
         c_rows = None if toeplitz is None else _Tables(toeplitz, q_len)
         grad_out = grad_out.contiguous()
         grad_q = torch.empty_like(q, memory_format=torch.contiguous_format) if need_q else None
         grad_k = torch.zeros_like(k) if need_k else None
         grad_v = torch.zeros_like(v) if need_v else None
-        chunks = _chunks(batch, heads, q_len, k_len, tables=int(toeplitz is not None))
+        # the rows of C and each diagonal-sum accumulator are one table's worth of memory
+        tables = (toeplitz is not None) + (grad_b is not None) + (grad_c is not None)
+        chunks = _chunks(batch, heads, q_len, k_len, tables=tables)
         largest = max(chunk.query_rows(q) for chunk in chunks)
         work = q.new_empty(largest * k_len)  # W (URPE, for dV), then dW -> dP -> dS in place
         for chunk in chunks:
@@ -329,8 +327,8 @@ class _ToeplitzAttention(torch.autograd.Function):
             None if grad_q is None else grad_q.mul_(scale),
             None if grad_k is None else grad_k.mul_(scale),
             grad_v,
-            None if grad_b is None else grad_b.grad,
-            None if grad_c is None else grad_c.grad,
+            None if grad_b is None else grad_b.result(),
+            None if grad_c is None else grad_c.result(),
             None,
             None,
             None,
@@ -354,16 +352,13 @@ def _softmax_backward_(grad: torch.Tensor, probs: torch.Tensor) -> None:
 def _diagonal_sums(
     sums: _DiagonalSums, block: torch.Tensor, chunk: _Chunk, rows: slice, times: torch.Tensor | None = None
 ) -> None:
-    """Add the diagonal sums of ``Σ_batch block`` (or ``Σ_batch block ⊙ times``), rows ``rows`` of ``chunk``."""
-    size = rows.stop - rows.start
-    target = sums.target(size, chunk.heads)
-    if times is None:
-        torch.sum(block, dim=0, out=target)
-    else:  # accumulated element by element, without a (batch, ...) temporary
-        torch.mul(block[0], times[0], out=target)
-        for element in range(1, block.shape[0]):
+    """Add ``Σ_batch block`` (or ``Σ_batch block ⊙ times``), rows ``rows`` of ``chunk``, to the diagonal sums."""
+    target = sums.block(chunk.heads, chunk.rows.start + rows.start, rows.stop - rows.start)
+    for element in range(block.shape[0]):  # element by element, without a (batch, ...) temporary
+        if times is None:
+            target += block[element]
+        else:
             target.addcmul_(block[element], times[element])
-    sums.add(size, chunk.rows.start + rows.start, chunk.heads)
 
 
 def toeplitz_attention(
