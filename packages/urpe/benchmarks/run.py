@@ -6,18 +6,17 @@ URPE's post-softmax product, so the comparison shows the price of the extra expr
 default fused path (``urpe.toeplitz``); the ``-exact`` methods run the autograd reference path (``fused=False``),
 which is how both modules computed before the fused path existed.
 
-Each (method, L) runs in its own processes so that peak memory (CUDA: ``max_memory_allocated``; CPU: the growth of
-the resident set's high-water mark) belongs to that measurement alone. On CPU, memory is one step in a process
-whose C allocator returns every freed block of 128 KiB or more to the system (glibc ``MALLOC_MMAP_THRESHOLD_``),
-so that the high-water mark follows the tensors alive at once rather than where the allocator happened to keep
-freed blocks; time is the median of the steps after a first one in another process with default settings. Because separate processes meet different machine load, URPE and RPE
-are also timed with their steps alternating in one process at each L (median of ``--rounds`` rounds after one
-warm-up round): the steadier measurement of URPE's overhead over RPE.
+Time is measured with the steps of every method taken in turn in one process per L, in a new random order each
+round (seeded by L), so that all methods meet the same machine load and each follows the others equally often:
+the median of ``--rounds`` rounds after one warm-up round. Peak memory (CUDA: ``max_memory_allocated``; CPU: the
+growth of the resident set's high-water mark) is one step of one method in a process of its own, so that it
+belongs to that method alone; on CPU that process's C allocator returns every freed block of 128 KiB or more to
+the system (glibc ``MALLOC_MMAP_THRESHOLD_``), so that the high-water mark follows the tensors alive at once rather
+than where the allocator happened to keep freed blocks.
 
-    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--repeats 5] [--rounds 11] [--device cpu]
-        [--quiet]
+    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--rounds 11] [--device cpu] [--quiet]
 
-Progress (one unit per measurement) is a bar on a terminal and a log line every 30 s otherwise.
+Progress (one unit per measurement: a memory step, or a round of timed steps) is a bar on a terminal and a log line every 30 s otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
 import resource
 import statistics
 import sys
@@ -89,17 +89,17 @@ def _resident_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _measure(
+def _peak_memory(
     method: str,
     length: int,
     batch: int,
     heads: int,
     embed: int,
-    repeats: int,
     device_name: str,
     quiet: bool,
     queue: mp.Queue,
 ) -> None:
+    """Put the peak memory (MiB) of one step of ``method`` on ``queue``; run it in a process of its own."""
     configure_logging(quiet=quiet)  # a spawned process starts without the parent's logging set-up
     torch.manual_seed(0)
     device = torch.device(device_name)
@@ -109,46 +109,38 @@ def _measure(
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     rss_before = _resident_kib()
-    _step(method, module, x)  # the first step measures memory (later ones would also count allocator reuse)
+    _step(method, module, x)
     if device.type == "cuda":
         torch.cuda.synchronize()
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        queue.put(torch.cuda.max_memory_allocated() / 2**20)
     else:  # growth of the resident high-water mark over the resident size before the step (KiB on Linux)
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    times = []
-    # the timed steps report progress too: at long lengths one measurement can take minutes
-    for _ in progress(
-        range(repeats), desc=f"bench {method} L={length}", unit="step", leave=False, position=1
-    ):
-        start = time.perf_counter()
-        _step(method, module, x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    queue.put({"seconds": statistics.median(times) if times else float("nan"), "peak_mb": peak_mb})
+        queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024)
 
 
-def _interleaved(
+def _time_steps(
     methods: tuple[str, ...],
     length: int,
     batch: int,
     heads: int,
     embed: int,
-    repeats: int,
+    rounds: int,
     device_name: str,
     quiet: bool,
     queue: mp.Queue,
 ) -> None:
+    """Put the median seconds per step of each method on ``queue``, their steps taken in turn in one process."""
     configure_logging(quiet=quiet)
     torch.manual_seed(0)
     device = torch.device(device_name)
     modules = {m: _build(m, embed, heads, length, device) for m in methods}
     x = torch.randn(batch, length, embed, device=device, requires_grad=True)
     times: dict[str, list[float]] = {m: [] for m in methods}
+    order, shuffle = list(methods), random.Random(length).shuffle
     for round_ in progress(
-        range(repeats + 1), desc=f"bench interleaved L={length}", unit="round", leave=False
+        range(rounds + 1), desc=f"bench L={length}", unit="round", leave=False, position=1
     ):
-        for method in methods:
+        shuffle(order)  # a new order each round: every method follows each other one equally often on average
+        for method in order:
             start = time.perf_counter()
             _step(method, modules[method], x)
             if device.type == "cuda":
@@ -184,30 +176,21 @@ def _in_fresh_process(target: Callable[..., None], *args: Any, env: dict[str, st
     return result
 
 
-def _shape(args: argparse.Namespace) -> tuple[Any, ...]:
-    """The workload arguments shared by :func:`_measure` and :func:`_interleaved` after the method and length."""
-    return args.batch, args.heads, args.embed, args.repeats, args.device, args.quiet
-
-
-def measure_interleaved(methods: tuple[str, ...], length: int, args: argparse.Namespace) -> dict[str, float]:
-    """Median seconds per forward+backward of several methods whose steps alternate in one fresh process.
-
-    Alternating steps see the same machine load, so their ratio is steadier than that of separate processes.
-    """
-    batch, heads, embed, _, device, quiet = _shape(args)
-    return _in_fresh_process(_interleaved, methods, length, batch, heads, embed, args.rounds, device, quiet)
-
-
-def measure(method: str, length: int, args: argparse.Namespace) -> dict[str, float]:
-    """Median seconds per forward+backward and peak memory (MiB) of one method at one length, in fresh processes."""
-    batch, heads, embed, repeats, device, quiet = _shape(args)
-    timed = _in_fresh_process(_measure, method, length, batch, heads, embed, repeats, device, quiet)
-    if device != "cpu":
-        return timed
-    memory = _in_fresh_process(
-        _measure, method, length, batch, heads, embed, 0, device, quiet, env=_MEMORY_ENV
-    )
-    return {"seconds": timed["seconds"], "peak_mb": memory["peak_mb"]}
+def measure(length: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Median seconds per forward+backward (all methods in one process) and peak memory (MiB, one process per
+    method) of every method at one length."""
+    common = (args.batch, args.heads, args.embed)
+    seconds = _in_fresh_process(_time_steps, METHODS, length, *common, args.rounds, args.device, args.quiet)
+    env = _MEMORY_ENV if args.device == "cpu" else None
+    return {
+        method: {
+            "seconds": seconds[method],
+            "peak_mb": _in_fresh_process(
+                _peak_memory, method, length, *common, args.device, args.quiet, env=env
+            ),
+        }
+        for method in METHODS
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,14 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--embed", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps per method and L, after one")
     parser.add_argument(
-        "--rounds", type=int, default=11, help="rounds of alternating URPE/RPE steps, after one"
+        "--rounds", type=int, default=11, help="timed rounds (one step of every method), after one"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     args = parser.parse_args(argv)
-    for flag in ("lengths", "batch", "heads", "embed", "repeats", "rounds"):
+    for flag in ("lengths", "batch", "heads", "embed", "rounds"):
         values = getattr(args, flag)
         if min(values if isinstance(values, list) else [values]) < 1:
             parser.error(f"--{flag} must be at least 1")
@@ -236,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     args.device = str(pick_device(args.device))
 
     table = {}
-    pairs = [(m, length) for length in args.lengths for m in METHODS]
-    for method, length in (bar := progress(pairs, desc="bench", unit="measurement")):
-        bar.set_postfix(method=method, L=length)
-        table[(method, length)] = measure(method, length, args)
-    interleaved = {length: measure_interleaved(("urpe", "rpe"), length, args) for length in args.lengths}
+    for length in (bar := progress(args.lengths, desc="bench", unit="length")):
+        bar.set_postfix(L=length)
+        table.update({(method, length): value for method, value in measure(length, args).items()})
     for (method, length), value in table.items():
         print(
             f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",
@@ -265,9 +245,6 @@ def main(argv: list[str] | None = None) -> int:
             for metric, unit, key in (("time per step", "s", "seconds"), ("peak memory", "MiB", "peak_mb")):
                 rows.append(Measurement(f"L={length}, {workload}{note}", metric, unit, table[(ours, length)][key],
                                         table[(other, length)][key], False, anchor))  # fmt: skip
-        together = interleaved[length]
-        rows.append(Measurement(f"L={length}, {workload}, steps of both alternating in one process", "time per step",
-                                "s", together["urpe"], together["rpe"], False, rpe))  # fmt: skip
     middle = sorted(args.lengths)[len(args.lengths) // 2]
     headline = Measurement(
         f"L={middle}, {workload}",
@@ -281,12 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     path = write_bench(bench, args.out)
     print(json.dumps({"bench": str(path), "ratio_vs_sdpa": headline.ratio}))
     for row in rows:
-        if row.anchor in (rpe, rpe_exact) and (
-            row.workload.endswith(args.device) or "alternating" in row.workload
-        ):
-            how = " (interleaved)" if "alternating" in row.workload else ""
+        if row.anchor in (rpe, rpe_exact) and row.workload.endswith(args.device):
             print(
-                f"URPE/{row.anchor.name.split(',')[0]} {row.metric}{how} at {row.workload.split(',')[0]}: {row.ratio:.3f}"
+                f"URPE/{row.anchor.name.split(',')[0]} {row.metric} at {row.workload.split(',')[0]}: {row.ratio:.3f}"
             )
     return 0
 

@@ -23,7 +23,6 @@ def load_runner() -> ModuleType:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--repeats", "0"], "--repeats must be at least 1"),
         (["--rounds", "0"], "--rounds must be at least 1"),
         (["--lengths", "128", "0"], "--lengths must be at least 1"),
         (["--embed", "10"], "--embed 10 is not a multiple of --heads 8"),
