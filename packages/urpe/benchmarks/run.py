@@ -6,17 +6,19 @@ URPE's post-softmax product, so the comparison shows the price of the extra expr
 default fused path (``urpe.toeplitz``); the ``-exact`` methods run the autograd reference path (``fused=False``),
 which is how both modules computed before the fused path existed.
 
-Time is measured with the steps of every method taken in turn in one process per L, in a new random order each
-round (seeded by L), so that all methods meet the same machine load and each follows the others equally often:
-the median of ``--rounds`` rounds after one warm-up round. Peak memory (CUDA: ``max_memory_allocated``; CPU: the
+Time is measured with the steps of every method taken in turn in one process per L, so that all methods meet the
+same machine load: the median of ``--rounds`` rounds after one warm-up round. The rounds follow a Williams design
+(:func:`williams_orders`): over six rounds each method directly follows every other one once, so that no method is
+more often measured after a memory-hungry one. Peak memory (CUDA: ``max_memory_allocated``; CPU: the
 growth of the resident set's high-water mark) is one step of one method in a process of its own, so that it
 belongs to that method alone; on CPU that process's C allocator returns every freed block of 128 KiB or more to
 the system (glibc ``MALLOC_MMAP_THRESHOLD_``), so that the high-water mark follows the tensors alive at once rather
 than where the allocator happened to keep freed blocks.
 
-    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--rounds 11] [--device cpu] [--quiet]
+    python benchmarks/run.py --out reports/urpe [--lengths 128 512 2048] [--rounds 12] [--device cpu] [--quiet]
 
-Progress (one unit per measurement: a memory step, or a round of timed steps) is a bar on a terminal and a log line every 30 s otherwise.
+Progress (one unit per length, and per round of timed steps) is a bar on a terminal and a log line every 30 s
+otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import random
 import resource
 import statistics
 import sys
@@ -117,6 +118,14 @@ def _peak_memory(
         queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024)
 
 
+def williams_orders(n: int) -> list[list[int]]:
+    """Orders of ``n`` items in which each item directly follows every other one equally often (a Williams design:
+    once over the ``n`` orders when ``n`` is even, twice over ``2 n`` when it is odd)."""
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]  # 0, 1, n-1, 2, n-2, ...
+    orders = [[(item + shift) % n for item in first] for shift in range(n)]
+    return orders if n % 2 == 0 else orders + [order[::-1] for order in orders]
+
+
 def _time_steps(
     methods: tuple[str, ...],
     length: int,
@@ -135,12 +144,11 @@ def _time_steps(
     modules = {m: _build(m, embed, heads, length, device) for m in methods}
     x = torch.randn(batch, length, embed, device=device, requires_grad=True)
     times: dict[str, list[float]] = {m: [] for m in methods}
-    order, shuffle = list(methods), random.Random(length).shuffle
+    orders = williams_orders(len(methods))
     for round_ in progress(
         range(rounds + 1), desc=f"bench L={length}", unit="round", leave=False, position=1
     ):
-        shuffle(order)  # a new order each round: every method follows each other one equally often on average
-        for method in order:
+        for method in (methods[i] for i in orders[(round_ - 1) % len(orders)]):  # round 0 warms up
             start = time.perf_counter()
             _step(method, modules[method], x)
             if device.type == "cuda":
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--embed", type=int, default=512)
     parser.add_argument(
-        "--rounds", type=int, default=11, help="timed rounds (one step of every method), after one"
+        "--rounds", type=int, default=12, help="timed rounds (one step of every method), after one"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")

@@ -1,8 +1,10 @@
-"""The benchmark refuses a bad flag in one line before it measures anything."""
+"""The benchmark refuses a bad flag in one line before it measures anything; its rounds are balanced."""
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
@@ -43,3 +45,12 @@ def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit):
         load_runner().main(["--out", str(file)])
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6])
+def test_williams_orders_let_each_method_follow_every_other_equally_often(n: int) -> None:
+    orders = load_runner().williams_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    follows = Counter((a, b) for order in orders for a, b in itertools.pairwise(order))
+    assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert len(set(follows.values())) <= 1
