@@ -9,7 +9,8 @@ which is how both modules computed before the fused path existed.
 Time is measured with the steps of every method taken in turn in one process per L, so that all methods meet the
 same machine load: the median of ``--rounds`` rounds after one warm-up round. The rounds follow a Williams design
 (:func:`williams_orders`): over six rounds each method directly follows every other one once, so that no method is
-more often measured after a memory-hungry one. Peak memory (CUDA: ``max_memory_allocated``; CPU: the
+more often measured after a memory-hungry one. URPE and RPE are also timed alone, their steps alternating in a
+process of their own (a row per L). Peak memory (CUDA: ``max_memory_allocated``; CPU: the
 growth of the resident set's high-water mark) is one step of one method in a process of its own, so that it
 belongs to that method alone; on CPU that process's C allocator returns every freed block of 128 KiB or more to
 the system (glibc ``MALLOC_MMAP_THRESHOLD_``), so that the high-water mark follows the tensors alive at once rather
@@ -51,6 +52,7 @@ from papers_common import (
 from urpe import RPEAttention, URPEAttention
 
 METHODS = ("urpe", "urpe-exact", "urpe-chunked", "rpe", "rpe-exact", "sdpa-bias")
+PAIR = ("urpe", "rpe")  # also timed alone: no other method's steps between theirs
 
 
 def _build(method: str, embed: int, heads: int, max_len: int, device: torch.device) -> torch.nn.Module:
@@ -186,19 +188,17 @@ def _in_fresh_process(target: Callable[..., None], *args: Any, env: dict[str, st
 
 def measure(length: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Median seconds per forward+backward (all methods in one process) and peak memory (MiB, one process per
-    method) of every method at one length."""
+    method) of every method at one length, and under ``"pair"`` the seconds of URPE and RPE alone in a process
+    of their own (their steps alternating)."""
     common = (args.batch, args.heads, args.embed)
     seconds = _in_fresh_process(_time_steps, METHODS, length, *common, args.rounds, args.device, args.quiet)
+    pair = _in_fresh_process(_time_steps, PAIR, length, *common, args.rounds, args.device, args.quiet)
     env = _MEMORY_ENV if args.device == "cpu" else None
-    return {
-        method: {
-            "seconds": seconds[method],
-            "peak_mb": _in_fresh_process(
-                _peak_memory, method, length, *common, args.device, args.quiet, env=env
-            ),
-        }
-        for method in METHODS
+    memory = {
+        m: _in_fresh_process(_peak_memory, m, length, *common, args.device, args.quiet, env=env)
+        for m in METHODS
     }
+    return {"pair": pair} | {m: {"seconds": seconds[m], "peak_mb": memory[m]} for m in METHODS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,10 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix(L=length)
         table.update({(method, length): value for method, value in measure(length, args).items()})
     for (method, length), value in table.items():
-        print(
-            f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",
-            file=sys.stderr,
-        )
+        if method == "pair":
+            line = "  ".join(f"{m} {value[m] * 1e3:.1f} ms" for m in PAIR)
+            print(f"L={length:5d} alone, alternating: {line}", file=sys.stderr)
+        else:
+            print(
+                f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",
+                file=sys.stderr,
+            )
 
     version = torch.__version__
     sdpa = Anchor("torch.nn.functional.scaled_dot_product_attention + additive bias", version)
@@ -253,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             for metric, unit, key in (("time per step", "s", "seconds"), ("peak memory", "MiB", "peak_mb")):
                 rows.append(Measurement(f"L={length}, {workload}{note}", metric, unit, table[(ours, length)][key],
                                         table[(other, length)][key], False, anchor))  # fmt: skip
+        alone = table[("pair", length)]
+        rows.append(Measurement(f"L={length}, {workload}, URPE and RPE alone, their steps alternating", "time per step",
+                                "s", alone["urpe"], alone["rpe"], False, rpe))  # fmt: skip
     middle = sorted(args.lengths)[len(args.lengths) // 2]
     headline = Measurement(
         f"L={middle}, {workload}",
@@ -266,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     path = write_bench(bench, args.out)
     print(json.dumps({"bench": str(path), "ratio_vs_sdpa": headline.ratio}))
     for row in rows:
-        if row.anchor in (rpe, rpe_exact) and row.workload.endswith(args.device):
+        if row.anchor in (rpe, rpe_exact) and (row.workload.endswith(args.device) or "alone" in row.workload):
+            how = " (URPE and RPE alone)" if "alone" in row.workload else ""
             print(
-                f"URPE/{row.anchor.name.split(',')[0]} {row.metric} at {row.workload.split(',')[0]}: {row.ratio:.3f}"
+                f"URPE/{row.anchor.name.split(',')[0]} {row.metric}{how} at {row.workload.split(',')[0]}: {row.ratio:.3f}"
             )
     return 0
 
