@@ -14,13 +14,14 @@ only ``P`` for the backward pass, and computes the gradients by hand, chunk by c
     dW = dO V^T,   dV = W^T dO,   dC = Σ_batch dW ⊙ P,   dP = dW ⊙ C,
     dS = P ⊙ (dP - rowsum(dP ⊙ P)),   dB = Σ_batch dS,   dQ = dS K / sqrt(d),   dK = dS^T Q / sqrt(d),
 
-where ``dB`` and ``dC`` are summed along each diagonal to give the gradients of the diagonals. One chunk-sized
+where ``dB`` and ``dC`` are summed along each diagonal to give the gradients of the diagonals (accumulated element by
+element into a small buffer per head whose columns are the diagonals, :class:`_DiagonalSums`). One chunk-sized
 buffer holds ``W`` (for ``dV``) and then ``dW``, which becomes ``dP`` and then ``dS`` in place; rows of ``B`` and
 ``C`` are strided views of a small buffer (:class:`ToeplitzRows`), never a ``(heads, L_q, L_k)`` table. Autograd
 would instead keep ``P``, ``W`` and the expanded tables, allocate each ``(batch, heads, L_q, L_k)`` gradient anew
 and scatter the table gradients back through an index. Only one ``(batch, heads, L_q, L_k)`` tensor is alive at
-once (``P``); a chunk and the table rows it reads together hold about ``BLOCK_ELEMENTS`` elements, so a pass
-that reads more tables (URPE's backward reads ``C``, RPE's none) works on smaller chunks.
+once (``P``); a chunk with the table rows and diagonal sums it uses holds about ``BLOCK_ELEMENTS`` elements, so a
+pass that uses more of them (URPE's backward reads ``C`` and sums ``dC``) works on smaller chunks.
 """
 
 from __future__ import annotations
