@@ -186,19 +186,19 @@ def _in_fresh_process(target: Callable[..., None], *args: Any, env: dict[str, st
     return result
 
 
-def measure(length: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Median seconds per forward+backward (all methods in one process) and peak memory (MiB, one process per
-    method) of every method at one length, and under ``"pair"`` the seconds of URPE and RPE alone in a process
-    of their own (their steps alternating)."""
+def measure(length: int, args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """At one length: the median seconds per forward+backward (all methods in one process) and peak memory (MiB, one
+    process per method) of every method, and the median seconds of URPE and RPE alone in a process of their own
+    (their steps alternating)."""
     common = (args.batch, args.heads, args.embed)
     seconds = _in_fresh_process(_time_steps, METHODS, length, *common, args.rounds, args.device, args.quiet)
-    pair = _in_fresh_process(_time_steps, PAIR, length, *common, args.rounds, args.device, args.quiet)
+    alone = _in_fresh_process(_time_steps, PAIR, length, *common, args.rounds, args.device, args.quiet)
     env = _MEMORY_ENV if args.device == "cpu" else None
     memory = {
         m: _in_fresh_process(_peak_memory, m, length, *common, args.device, args.quiet, env=env)
         for m in METHODS
     }
-    return {"pair": pair} | {m: {"seconds": seconds[m], "peak_mb": memory[m]} for m in METHODS}
+    return {m: {"seconds": seconds[m], "peak_mb": memory[m]} for m in METHODS}, alone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,19 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(quiet=args.quiet)
     args.device = str(pick_device(args.device))
 
-    table = {}
+    table, alone = {}, {}
     for length in (bar := progress(args.lengths, desc="bench", unit="length")):
         bar.set_postfix(L=length)
-        table.update({(method, length): value for method, value in measure(length, args).items()})
+        measured, alone[length] = measure(length, args)
+        table.update({(method, length): value for method, value in measured.items()})
     for (method, length), value in table.items():
-        if method == "pair":
-            line = "  ".join(f"{m} {value[m] * 1e3:.1f} ms" for m in PAIR)
-            print(f"L={length:5d} alone, alternating: {line}", file=sys.stderr)
-        else:
-            print(
-                f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",
-                file=sys.stderr,
-            )
+        print(
+            f"L={length:5d} {method:15s} {value['seconds'] * 1e3:9.1f} ms  {value['peak_mb']:9.1f} MiB",
+            file=sys.stderr,
+        )
+    for length, value in alone.items():
+        line = "  ".join(f"{m} {value[m] * 1e3:.1f} ms" for m in PAIR)
+        print(f"L={length:5d} alone, alternating: {line}", file=sys.stderr)
 
     version = torch.__version__
     sdpa = Anchor("torch.nn.functional.scaled_dot_product_attention + additive bias", version)
@@ -257,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             for metric, unit, key in (("time per step", "s", "seconds"), ("peak memory", "MiB", "peak_mb")):
                 rows.append(Measurement(f"L={length}, {workload}{note}", metric, unit, table[(ours, length)][key],
                                         table[(other, length)][key], False, anchor))  # fmt: skip
-        alone = table[("pair", length)]
         rows.append(Measurement(f"L={length}, {workload}, URPE and RPE alone, their steps alternating", "time per step",
-                                "s", alone["urpe"], alone["rpe"], False, rpe))  # fmt: skip
+                                "s", alone[length]["urpe"], alone[length]["rpe"], False, rpe))  # fmt: skip
     middle = sorted(args.lengths)[len(args.lengths) // 2]
     headline = Measurement(
         f"L={middle}, {workload}",

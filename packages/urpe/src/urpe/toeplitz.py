@@ -158,8 +158,9 @@ class _Chunk:
 
 
 def _chunks(batch: int, heads: int, q_len: int, k_len: int, tables: int) -> list[_Chunk]:
-    """Contiguous chunks of ``(batch, heads, L_q, L_k)`` that, with their rows of ``tables`` Toeplitz tables
-    (:class:`_Tables`), hold about ``BLOCK_ELEMENTS`` elements each.
+    """Contiguous chunks of ``(batch, heads, L_q, L_k)`` that, with ``tables`` table-sized buffers per head (rows of
+    a Toeplitz table, :class:`_Tables`, or diagonal sums, :class:`_DiagonalSums`), hold about ``BLOCK_ELEMENTS``
+    elements each.
 
     Whole batch elements when one fits, else whole heads of one batch element, else blocks of rows of one head.
     The order is head-major (all batch elements of a head follow each other), so that tables built per head are
